@@ -1,0 +1,51 @@
+"""`faceedge` command line. Each subcommand lives in its own module and is imported lazily,
+so `faceedge subscribe` does not pay for torch or onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .errors import FaceEdgeError
+
+# name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
+COMMANDS = {
+    "run": ("edge.commands.run", "run the pipeline on streams, an RTSP URL or a file"),
+    "demo": ("edge.commands.demo", "build a clip from bundled photos, run the pipeline on it, save what it publishes"),
+    "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
+    "bench": ("edge.commands.bench", "measure decode-only vs full-pipeline speed on one input"),
+    "doctor": ("edge.commands.doctor", "report the install, backends and models"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceedge", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return importlib.import_module(args._module).run(args) or 0
+    except FaceEdgeError as exc:
+        logging.getLogger("faceedge").error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Face recognition embeddings with the bundled SFace model (or a user's ArcFace pack)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model_files import prepare_onnx
+
+
+class SFaceRecognizer:
+    """128-d L2-normalised embeddings of 112x112 aligned BGR faces.
+
+    SFace takes RGB in 0..255 without normalisation (as OpenCV's FaceRecognizerSF feeds it).
+    """
+
+    name = "sface"
+    # OpenCV's published cosine threshold for SFace (same identity at or above it).
+    cosine_threshold = 0.363
+
+    def __init__(self, model: str = "bundled:sface", threads: int = 0):
+        from trt_engines.backends import open_backend
+        from .model_files import load_onnx, free_batch_dim
+
+        import onnx
+
+        prepared = prepare_onnx(model)
+        batched = prepared.with_name(prepared.stem + "-batch.onnx")
+        if not batched.is_file():
+            graph = load_onnx(prepared)
+            free_batch_dim(graph)
+            onnx.save(graph, str(batched))
+        self.backend = open_backend(batched, threads=threads)
+        self.input_name = self.backend.input_names[0]
+
+    def embed(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        batch = np.asarray(faces)
+        if batch.ndim == 3:
+            batch = batch[None]
+        blob = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        feats = self.backend.run({self.input_name: blob})[0]
+        return feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(min=1e-12)

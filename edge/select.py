@@ -1,0 +1,117 @@
+"""Best-face selection: a scorer rates face candidates, a per-track state keeps the best.
+
+A `Scorer` takes a batch of candidates and returns one float per candidate, higher is
+better. Scorers are chosen in config (`select.scorer`) through `make_scorer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from .detect import Detection
+
+
+@dataclass
+class Candidate:
+    """One face in one frame, ready to be scored."""
+
+    aligned: np.ndarray  # ArcFace-aligned face, BGR uint8, size x size
+    detection: Detection  # in source-frame pixels
+    frame_shape: tuple[int, int]  # source (height, width)
+    frame_index: int = 0
+    pts_s: float | None = None
+    context: np.ndarray | None = None  # face with margin, cut from the full-resolution frame
+
+    def touches_edge(self, margin: int) -> bool:
+        x1, y1, x2, y2 = self.detection.bbox
+        height, width = self.frame_shape
+        return x1 < margin or y1 < margin or x2 > width - margin or y2 > height - margin
+
+
+class Scorer(Protocol):
+    name: str
+    version: str
+
+    def score(self, candidates: Sequence[Candidate]) -> np.ndarray: ...
+
+
+def laplacian_variance(image: np.ndarray) -> float:
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+class HeuristicScorer:
+    """Hand-made score in the spirit of Frigate's face scoring.
+
+    score = detector score x size term x sharpness term, where
+    - size term = min(1, shorter box side / `full_size_px`): bigger faces carry more detail;
+    - sharpness term = v / (v + `blur_knee`), v the Laplacian variance of the aligned face,
+      so blurred faces are penalised smoothly and very sharp ones saturate near 1.
+    Faces touching the frame edge are rejected by the track state, not here (see BestFace).
+    """
+
+    name = "heuristic"
+    version = "1"
+
+    def __init__(self, full_size_px: float = 112.0, blur_knee: float = 100.0):
+        self.full_size_px = full_size_px
+        self.blur_knee = blur_knee
+
+    def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
+        scores = np.empty(len(candidates), dtype=np.float32)
+        for i, cand in enumerate(candidates):
+            size_term = min(1.0, cand.detection.size / self.full_size_px)
+            variance = laplacian_variance(cand.aligned)
+            scores[i] = cand.detection.score * size_term * variance / (variance + self.blur_knee)
+        return scores
+
+
+def make_scorer(config) -> Scorer:
+    """Build the scorer named by `select.scorer`."""
+    if config.scorer == "heuristic":
+        return HeuristicScorer()
+    raise ValueError(f"unknown scorer {config.scorer!r}")
+
+
+@dataclass
+class BestFace:
+    """The best candidate a track has seen so far, and what the track looked like."""
+
+    track_id: int
+    candidate: Candidate | None = None
+    score: float = float("-inf")
+    rejected: bool = True  # the kept candidate touches the frame edge
+    frames_seen: int = 0
+    first_pts_s: float | None = None
+    last_pts_s: float | None = None
+    first_wall: float = 0.0
+    last_wall: float = 0.0
+    last_published_wall: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def offer(self, candidate: Candidate, score: float, rejected: bool, wall: float) -> bool:
+        """Count the sighting; keep the candidate if it beats the current best.
+
+        Unrejected faces always beat rejected ones; a track that only ever touched the
+        frame edge still keeps its best edge face, so no track goes unpublished.
+        """
+        self.frames_seen += 1
+        if self.first_pts_s is None:
+            self.first_pts_s = candidate.pts_s
+            self.first_wall = wall
+        self.last_pts_s = candidate.pts_s
+        self.last_wall = wall
+        if (not rejected, score) > (not self.rejected, self.score):
+            self.candidate, self.score, self.rejected = candidate, float(score), rejected
+            return True
+        return False
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_pts_s is not None and self.last_pts_s is not None:
+            return max(0.0, self.last_pts_s - self.first_pts_s)
+        return max(0.0, self.last_wall - self.first_wall)

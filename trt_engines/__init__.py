@@ -1,0 +1,1 @@
+"""Inference backends behind one interface, and TensorRT engine building and caching."""
