@@ -1,0 +1,1 @@
+"""INT8 calibration: calibration sets, QDQ quantisation, agreement reports."""

@@ -1,0 +1,1 @@
+"""Training pipelines for the models faceedge ships (seeds 000-004)."""
