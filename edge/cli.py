@@ -15,6 +15,7 @@ COMMANDS = {
     "run": ("edge.commands.run", "run the pipeline on streams, an RTSP URL or a file"),
     "demo": ("edge.commands.demo", "build a clip from bundled photos, run the pipeline on it, save what it publishes"),
     "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
+    "bench": ("edge.commands.bench", "measure decode-only vs full-pipeline speed on one input"),
     "doctor": ("edge.commands.doctor", "report the install, backends and models"),
 }
 

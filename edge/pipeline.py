@@ -179,19 +179,18 @@ class Pipeline:
 
     def _process(self, state: StreamState, packet: FramePacket) -> None:
         stream = packet.stream
-        stage = self.metrics.stage_seconds
         started = time.perf_counter()
         sx, sy = packet.scale
         min_face = self.config.detect.min_face
         detections = [d.scaled(sx, sy) for d in self.detector.detect(packet.image)]
         detections = [d for d in detections if d.size >= min_face]
         detected = time.perf_counter()
-        stage.labels(stream, "detect").observe(detected - started)
+        self.metrics.observe(stream, "detect", detected - started)
         self.metrics.faces_detected.labels(stream).inc(len(detections))
 
         update = state.tracker.update(detections)
         tracked = time.perf_counter()
-        stage.labels(stream, "track").observe(tracked - detected)
+        self.metrics.observe(stream, "track", tracked - detected)
 
         if update.matched:
             candidates = [self._candidate(packet, det) for _, det in update.matched]
@@ -206,7 +205,7 @@ class Pipeline:
                 state.next_track_id += 1
         self._end_tracks(stream, state, update.ended)
         self._maybe_update(stream, state, packet)
-        stage.labels(stream, "select").observe(time.perf_counter() - tracked)
+        self.metrics.observe(stream, "select", time.perf_counter() - tracked)
         self.metrics.tracks_active.labels(stream).set(sum(state.tracker.live().values()))
         self.metrics.frames_processed.labels(stream).inc()
 
@@ -276,12 +275,11 @@ class Pipeline:
                 log.exception("stream %s: track %s: publishing failed", job.meta["stream"], job.meta["track_id"])
 
     def _publish(self, job: PublishJob) -> None:
-        stage = self.metrics.stage_seconds
         stream = job.meta["stream"]
         started = time.perf_counter()
         enhanced = self.enhancer.enhance(job.candidate)
         enhanced_at = time.perf_counter()
-        stage.labels(stream, "enhance").observe(enhanced_at - started)
+        self.metrics.observe(stream, "enhance", enhanced_at - started)
         meta = dict(job.meta, sr_applied=enhanced.sr_applied, sr_model=enhanced.model)
         original = job.candidate.aligned if enhanced.sr_applied else None
         parts = encode_message(meta, enhanced.face, enhanced.context, original,
@@ -292,4 +290,4 @@ class Pipeline:
             self.metrics.publish_dropped.labels(stream).inc()
             log.warning("stream %s: track %s face not delivered: a subscriber is at its high-water mark",
                         stream, meta["track_id"])
-        stage.labels(stream, "publish").observe(time.perf_counter() - enhanced_at)
+        self.metrics.observe(stream, "publish", time.perf_counter() - enhanced_at)

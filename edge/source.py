@@ -105,9 +105,8 @@ class StreamEvent:
 
 
 def open_container(url: str, transport: str, open_timeout_s: float, read_timeout_s: float):
-    options = {}
-    if url.lower().startswith(("rtsp://", "rtsps://")):
-        options = {"rtsp_transport": transport, "stimeout": str(int(read_timeout_s * 1e6))}
+    """Open with PyAV; its (open, read) timeouts interrupt any protocol that stops answering."""
+    options = {"rtsp_transport": transport} if url.lower().startswith(("rtsp://", "rtsps://")) else {}
     return av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
 
 
@@ -255,7 +254,7 @@ class VideoSource(threading.Thread):
                 self.index += 1
                 self.metrics.frames_decoded.labels(self.stream.id).inc()
                 # Decode + conversion to detector resolution (includes waiting for the network).
-                self.metrics.stage_seconds.labels(self.stream.id, "decode").observe(time.perf_counter() - waited)
+                self.metrics.observe(self.stream.id, "decode", time.perf_counter() - waited)
                 self._enqueue(packet)
                 waited = time.perf_counter()
             return True
