@@ -127,8 +127,12 @@ class Pipeline:
             self._work()
         finally:
             self._shutdown()
-        failed = [name for name, s in self.streams.items() if s.failed]
-        return 1 if failed else 0
+        for name, state in self.streams.items():
+            processed = self.metrics.frames_processed.labels(name)._value.get()
+            published = sum(self.metrics.faces_published.labels(name, e)._value.get() for e in ("best", "update"))
+            log.info("stream %s: %d frames processed, %d faces published%s", name, processed, published,
+                     f"; failed: {state.failed}" if state.failed else "")
+        return 1 if any(s.failed for s in self.streams.values()) else 0
 
     def _work(self) -> None:
         while True:
