@@ -13,6 +13,7 @@ same probes (degraded, re-detected, re-aligned views of real photos; probes.py):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from pipelines.selection.cli import add_split_arguments, split_of
 log = logging.getLogger(__name__)
 MAX_DISCARD = 0.3
 DISCARD_STEPS = 31
+TRACK_SIZE_SPREAD = 1.25  # face size within one track varies by this factor either way
 
 
 def add_arguments(parser) -> None:
@@ -146,12 +148,19 @@ def run(args) -> int:
 
 
 def _views(record, maker, count: int, seed: list[int]):
-    """One track: `count` view attempts of one photo from their own seeded stream."""
+    """One track: `count` view attempts of one photo from their own seeded stream.
+
+    A track is one person at one distance: its face size is drawn once (over the maker's whole
+    range) and its views vary by +-25% around it, so choosing among them is about blur, pose,
+    noise and occlusion more than about size.
+    """
     import cv2
 
     image = cv2.imread(str(record.path), cv2.IMREAD_COLOR)
     rng = np.random.default_rng(seed)
-    return [p for p in (maker(image, record, rng) for _ in range(count)) if p is not None]
+    base = float(np.exp(rng.uniform(*np.log(maker.face_size_range))))
+    track_maker = dataclasses.replace(maker, face_size_range=(base / TRACK_SIZE_SPREAD, base * TRACK_SIZE_SPREAD))
+    return [p for p in (track_maker(image, record, rng) for _ in range(count)) if p is not None]
 
 
 def format_table(report: dict) -> str:
