@@ -60,7 +60,7 @@ def best_of_track(scores: np.ndarray, correct: np.ndarray, tracks: list[np.ndarr
     return float(np.mean([correct[t[np.argmax(scores[t])]] for t in tracks]))
 
 
-def scorer_table(probes, model: str, seed: int) -> dict:
+def scorer_table(model: str, seed: int) -> dict:
     """name -> callable(probes) -> scores, for every scorer compared."""
     from edge.face_input import SCORER_INPUTS
     from edge.model_files import WEIGHTS_DIR
@@ -105,7 +105,7 @@ def run(args) -> int:
     from pipelines.selection.probes import ProbeMaker
     from pipelines.selection.train import label_probes, make_probes, probe_records
 
-    identities, names = split_of(args, args.split)
+    identities, _ = split_of(args, args.split)
     detector, recognizer = YuNetDetector(threads=1), SFaceRecognizer(threads=1)
     records = build_dataset(args.data, detector, frontal=FrontalFilter(args.max_yaw, args.max_pitch),
                             identities=identities)
@@ -124,12 +124,12 @@ def run(args) -> int:
     track = label_probes(track_probes, records, recognizer, args.threshold)
     failures = edc.genuine_similarity < args.threshold
     results = {}
-    for name, score in scorer_table(edc.probes, args.model, args.seed).items():
+    for name, score in scorer_table(args.model, args.seed).items():
         fractions, rates, auc = error_versus_discard(score(edc.probes), failures)
         results[name] = {"edc_auc": auc, "best_of_track_rank1": best_of_track(score(track.probes), track.top1_correct,
                                                                                  tracks),
                          "edc": [[round(float(f), 4), float(r)] for f, r in zip(fractions, rates)]}
-    _, oracle_rates, oracle_auc = error_versus_discard(-failures.astype(float), failures)
+    _, _, oracle_auc = error_versus_discard(-failures.astype(float), failures)
     report = {
         "data": str(args.data), "split": args.split, "identities": identities,
         "split_rule": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
