@@ -99,3 +99,14 @@ def trt_profile(name: str, path: Path, max_batch: int) -> ShapeProfile:
     input_name, item = input_spec(path, spec)
     return batch_profile(input_name, item, max_batch, min(8, max_batch),
                          spec.min_item_shape if spec else None, spec.max_item_shape if spec else None)
+
+
+def open_model(name: str, inference) -> "Backend":  # noqa: F821
+    """Open model `name` as `inference` (the config's `inference` section) says."""
+    from .backends import open_backend
+
+    path = model_path(name)
+    return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
+                        threads=inference.threads, order=tuple(inference.order), model=name,
+                        max_batch=inference.batch_size, profile=trt_profile(name, path, inference.batch_size),
+                        engine_cache=Path(inference.engine_cache) if inference.engine_cache else None)
