@@ -104,3 +104,24 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
         if method != best:
             path.unlink(missing_ok=True)
     return result
+
+
+def calibration_splits(calibration, detector=None) -> dict[str, Split]:
+    """fit/choose/report splits from the config's `inference.calibration` sources."""
+    from edge.detect import YuNetDetector
+    from edge.errors import ConfigError
+
+    from .dataset import grouped_frames, split_sets
+
+    if not calibration.sources:
+        raise ConfigError("INT8 calibration needs data: set inference.calibration.sources "
+                          "(folders of face images or videos), or pass --calibration-source")
+    missing = [s for s in calibration.sources if not Path(s).exists()]
+    if missing:
+        raise ConfigError(f"calibration source(s) not found: {missing}")
+    groups = grouped_frames([Path(s) for s in calibration.sources], calibration.frames_per_source)
+    splits = split_sets(groups, detector or YuNetDetector(), max_faces=calibration.max_tracks_per_split)
+    empty = [name for name, split in splits.items() if not split.faces.tracks or not split.frames]
+    if empty:
+        raise ConfigError(f"calibration sources give no faces for split(s) {empty}: add more identities/videos")
+    return splits

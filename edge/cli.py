@@ -17,6 +17,8 @@ COMMANDS = {
     "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
     "bench": ("edge.commands.bench", "measure decode-only vs full-pipeline speed on one input"),
     "doctor": ("edge.commands.doctor", "report the install, backends and models"),
+    "build-engines": ("edge.commands.build_engines", "calibrate INT8 and build TensorRT engines ahead of time"),
+    "bench-models": ("edge.commands.bench_models", "per-model throughput/latency by backend and precision, INT8 agreement"),
 }
 
 

@@ -187,3 +187,35 @@ def open_backend(path: Path, *, backend: str = "auto", precision: str = "fp32", 
     log.info("model %s runs on %s at %s", model, chosen.name, chosen.precision)
     info.record(model, chosen.name, chosen.precision)
     return chosen
+
+
+def describe_backends() -> list[tuple[str, bool, str]]:
+    """(backend, usable here, detail) for each backend, without opening a model."""
+    rows = []
+    try:
+        from .tensorrt_backend import _imports, gpu_identity
+
+        trt, _ = _imports()
+        gpu, capability = gpu_identity()
+        rows.append(("tensorrt", True, f"TensorRT {trt.__version__} on {gpu} (sm {capability})"))
+    except (BackendUnavailable, RuntimeError) as exc:
+        rows.append(("tensorrt", False, str(exc)))
+    try:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        cuda = "CUDAExecutionProvider" in providers
+        rows.append(("onnxruntime-cuda", cuda, f"onnxruntime {ort.__version__}, providers {providers}"))
+        rows.append(("onnxruntime-cpu", True, f"onnxruntime {ort.__version__}"))
+    except ImportError as exc:
+        rows += [("onnxruntime-cuda", False, str(exc)), ("onnxruntime-cpu", False, str(exc))]
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        detail = f"torch {torch.__version__}, " + (f"CUDA {torch.cuda.get_device_name(0)}" if cuda else "no CUDA device")
+        rows.append(("torch-cuda", cuda, detail + " (runs models that ship a torch module or .pt2)"))
+    except ImportError as exc:
+        rows.append(("torch-cuda", False, str(exc)))
+    order = {name: i for i, name in enumerate(DEFAULT_ORDER)}
+    return sorted(rows, key=lambda row: order[row[0]])
