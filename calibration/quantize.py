@@ -38,7 +38,10 @@ def quantize_qdq(float_path: Path, out_path: Path, input_name: str, batches: lis
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=False)
+        try:
+            quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=False)
+        except Exception:  # symbolic inference gives up on some dynamic graphs (YuNet's free H, W)
+            quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=True)
         staged = Path(tmp) / "qdq.onnx"
         quantize_static(
             str(pre), str(staged), ArrayReader(input_name, batches),

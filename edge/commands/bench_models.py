@@ -22,7 +22,7 @@ from ..config import load_config
 from ..errors import FaceEdgeError
 
 log = logging.getLogger("faceedge.bench_models")
-MODELS = ("detector", "selection", "quality", "sr")
+MODELS = ("detector", "recognizer", "selection", "quality", "sr")
 
 
 def add_arguments(parser) -> None:
@@ -61,7 +61,7 @@ def standin_path(name: str, folder: Path, splits) -> Path:
     if name == "sr":
         return upscaler_onnx(folder / "sr.onnx")
     crops = splits["fit"].faces.crops if splits else None
-    return scorer_onnx(folder / f"{name}.onnx", crops)
+    return scorer_onnx(folder / f"{name}.onnx", crops, seed=MODELS.index(name))
 
 
 def open_each(path: Path, name: str, precision: str, inference, profile) -> list:
