@@ -73,7 +73,7 @@ def _rank(model: str, report: dict) -> tuple:
 
 
 def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
-                    methods=("entropy", "percentile"), percentile: float = 99.999, max_fit: int = 256,
+                    methods=("entropy", "percentile"), percentile: float = 99.999, max_fit: int = 64,
                     threads: int = 0) -> dict:
     float_path = Path(float_path)
     input_name, _ = input_spec(float_path, MODELS.get(model))

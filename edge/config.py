@@ -117,7 +117,8 @@ class CalibrationConfig(Section):
     sources: list[str] = Field(default_factory=list)
     frames_per_source: int = Field(200, ge=1)
     max_tracks_per_split: int = Field(100, ge=1)
-    max_fit_items: int = Field(256, ge=1)
+    # ONNX Runtime keeps every activation of every fit item in memory while calibrating.
+    max_fit_items: int = Field(64, ge=1)
     methods: list[Literal["entropy", "percentile", "minmax"]] = Field(
         default_factory=lambda: ["entropy", "percentile"], min_length=1)
     percentile: float = Field(99.999, gt=90, le=100)

@@ -137,7 +137,7 @@ def run(args) -> int:
                       + (" (stand-in model)" if standin else ""))
             if "int8_agreement" in entry:
                 print(f"{name}: INT8 agreement {json.dumps(entry['int8_agreement'])}")
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(result, indent=1))
+            if args.json_out:  # after every model, so a long run keeps what it measured
+                Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json_out).write_text(json.dumps(result, indent=1))
     return 0
