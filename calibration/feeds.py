@@ -16,7 +16,8 @@ from edge.model_files import load_onnx
 
 from .dataset import scale_to
 
-KNOWN = {"recognizer": ("rgb", 0.0, 1.0)}
+# The trained scorers' convention is edge.face_input.FaceInput (BGR, (x - 127.5) / 128).
+KNOWN = {"recognizer": ("rgb", 0.0, 1.0), "selection": ("bgr", 127.5, 128.0), "quality": ("bgr", 127.5, 128.0)}
 
 
 def input_convention(model: str, path: Path) -> tuple[str, np.ndarray, np.ndarray]:
