@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
+from trt_engines.info import register_model_info
+
 log = logging.getLogger("faceedge.metrics")
 
 STAGES = ("decode", "detect", "track", "select", "enhance", "publish")
@@ -49,6 +51,7 @@ class Metrics:
                                registry=r)
         self.stage_seconds = Histogram("faceedge_stage_seconds", "Time spent per frame (or per event) in each stage",
                                        ["stream", "stage"], buckets=LATENCY_BUCKETS, registry=r)
+        register_model_info(r)  # faceedge_model_info{model,backend,precision}
         self.streams: dict[str, dict] = {}
         self._lock = threading.Lock()
 

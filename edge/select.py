@@ -80,16 +80,17 @@ class LearnedScorer:
     `version` is the short sha256 of the model file, so published faces name the exact model.
     """
 
-    def __init__(self, name: str, model: str, face_input: FaceInput, threads: int = 0, backend=None):
-        from trt_engines.backends import open_backend
+    def __init__(self, name: str, model: str, face_input: FaceInput, inference=None, backend=None):
+        from trt_engines.models import open_model
 
+        from .config import InferenceConfig
         from .model_files import resolve_model, sha256_file
 
         path = resolve_model(model)
         self.name = name
         self.version = sha256_file(path)[:12]
         self.face_input = face_input
-        self.backend = backend or open_backend(path, threads=threads)
+        self.backend = backend or open_model(name, inference or InferenceConfig(), ref=model)
         self.input_name = self.backend.input_names[0]
 
     def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
@@ -99,13 +100,13 @@ class LearnedScorer:
         return self.backend.run({self.input_name: blob})[0].reshape(len(candidates)).astype(np.float32)
 
 
-def make_scorer(config, threads: int = 0) -> Scorer:
-    """Build the scorer named by `select.scorer` (a `SelectConfig`)."""
+def make_scorer(config, inference=None) -> Scorer:
+    """Build the scorer named by `select.scorer` (a `SelectConfig`), on the `inference` section's backend."""
     if config.scorer == "heuristic":
         return HeuristicScorer()
     if config.scorer in SCORER_INPUTS:
         model = getattr(config, f"{config.scorer}_model")
-        return LearnedScorer(config.scorer, model, SCORER_INPUTS[config.scorer], threads=threads)
+        return LearnedScorer(config.scorer, model, SCORER_INPUTS[config.scorer], inference)
     raise ValueError(f"unknown scorer {config.scorer!r}")
 
 

@@ -45,3 +45,15 @@ def test_sface_separates_identities_and_batches_consistently(data_dir):
     single = np.concatenate([recognizer.embed(f) for f in faces])
     assert np.allclose(batch, single, atol=1e-4)
     assert batch[0] @ batch[1] > SFaceRecognizer.cosine_threshold > batch[0] @ batch[2]
+
+
+def test_detect_batch_equals_one_by_one_across_sizes(data_dir):
+    detector = YuNetDetector()
+    images = [cv2.imread(str(data_dir / "scenes" / name)) for name in ("multiface.jpg", "couple.jpg")]
+    images.append(images[0].copy())  # same size as the first: shares its inference call
+    batched = detector.detect_batch(images)
+    for image, found in zip(images, batched):
+        single = detector.detect(image)
+        assert len(found) == len(single) > 0
+        for a, b in zip(found, single):
+            assert np.allclose(a.bbox, b.bbox, atol=1e-3) and abs(a.score - b.score) < 1e-5

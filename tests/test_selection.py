@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge.config import SelectConfig
+from edge.config import InferenceConfig, SelectConfig
 from edge.face_input import SCORER_INPUTS
 from edge.select import Candidate, LearnedScorer, make_scorer
 from pipelines.selection.evaluate import best_of_track, error_versus_discard
@@ -115,7 +115,7 @@ def test_shipped_selection_scorer_ranks_sharp_above_blurred():
     face, detection = _real_face()
     blurred = cv2.GaussianBlur(cv2.resize(cv2.resize(face, (16, 16), interpolation=cv2.INTER_AREA), (112, 112)),
                                (9, 9), 0)
-    scorer = make_scorer(SelectConfig(), threads=1)
+    scorer = make_scorer(SelectConfig(), InferenceConfig(threads=1))
     assert isinstance(scorer, LearnedScorer) and scorer.name == "selection"
     assert len(scorer.version) == 12
     scores = scorer.score([Candidate(face, detection, (1024, 820)), Candidate(blurred, detection, (1024, 820))])

@@ -21,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.config import InferenceConfig
 from pipelines.selection.cli import add_split_arguments, split_of
+
+# Scorers are compared on one CPU thread, the same backend for each.
+ONE_CPU_THREAD = InferenceConfig(backend="onnxruntime-cpu", threads=1)
 
 log = logging.getLogger(__name__)
 MAX_DISCARD = 0.3
@@ -69,9 +73,9 @@ def scorer_table(model: str, seed: int) -> dict:
     def candidates(ps):
         return [Candidate(p.aligned, p.detection, p.frame_shape) for p in ps]
 
-    learned = {"selection": LearnedScorer("selection", model, SCORER_INPUTS["selection"], threads=1)}
+    learned = {"selection": LearnedScorer("selection", model, SCORER_INPUTS["selection"], ONE_CPU_THREAD)}
     if (WEIGHTS_DIR / "quality.onnx").is_file():
-        learned["quality"] = LearnedScorer("quality", "weights:quality.onnx", SCORER_INPUTS["quality"], threads=1)
+        learned["quality"] = LearnedScorer("quality", "weights:quality.onnx", SCORER_INPUTS["quality"], ONE_CPU_THREAD)
     heuristic = HeuristicScorer()
     table = {name: (lambda ps, s=scorer: s.score(candidates(ps))) for name, scorer in learned.items()}
     table.update({
@@ -89,7 +93,7 @@ def per_face_ms(model: str, faces: list[np.ndarray], repeats: int = 20) -> float
     from edge.face_input import SCORER_INPUTS
     from edge.select import Candidate, LearnedScorer
 
-    scorer = LearnedScorer("selection", model, SCORER_INPUTS["selection"], threads=1)
+    scorer = LearnedScorer("selection", model, SCORER_INPUTS["selection"], ONE_CPU_THREAD)
     batch = [Candidate(f, None, (0, 0)) for f in (faces * 32)[:32]]
     scorer.score(batch)
     started = time.perf_counter()
