@@ -17,6 +17,7 @@ COMMANDS = {
     "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
     "bench": ("edge.commands.bench", "measure decode-only vs full-pipeline speed on one input"),
     "doctor": ("edge.commands.doctor", "report the install, backends and models"),
+    "train": ("edge.commands.train", "train a model (quality) from a folder of identity folders"),
 }
 
 
