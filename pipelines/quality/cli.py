@@ -23,7 +23,7 @@ HELP = {
     "heldout_degraded_per_face": "degraded copies of each held-out face (evaluation only)",
     "epochs": "classifier epochs",
     "batch": "classifier batch size",
-    "lr": "classifier peak learning rate (one-cycle schedule)",
+    "lr": "classifier initial learning rate (cosine decay per epoch)",
     "threads": "torch / onnxruntime threads",
 }
 

@@ -236,20 +236,20 @@ def train_classifier(cfg: TrainConfig, pool: dict, out: Path) -> tuple[QualityRe
     torch.manual_seed(cfg.seed)
     model = QualityResNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    steps_per_epoch = int(np.ceil(len(pool["levels"]) / cfg.batch))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     epoch, losses = 0, []
     if path.is_file():
         state = torch.load(path, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
         epoch, losses = state["epoch"], state["losses"]
         log.info("resuming classifier after epoch %d", epoch)
     images, levels = pool["images"], pool["levels"]
     for epoch in range(epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         order = _balanced_order(levels, rng)
+        # Cosine decay per epoch, computed rather than stored, so a resumed run may change --epochs.
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * 0.5 * (1 + np.cos(np.pi * epoch / cfg.epochs))
         model.train()
         total = 0.0
         progress = tqdm(range(0, len(order), cfg.batch), desc=f"classifier {epoch + 1}/{cfg.epochs}")
@@ -260,11 +260,10 @@ def train_classifier(cfg: TrainConfig, pool: dict, out: Path) -> tuple[QualityRe
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
             total += loss.item() * len(index)
             progress.set_postfix(loss=f"{loss.item():.4f}")
         losses.append(total / len(order))
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "epoch": epoch + 1, "losses": losses}, path)
     return model.eval(), losses
 
