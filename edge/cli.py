@@ -17,7 +17,8 @@ COMMANDS = {
     "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
     "bench": ("edge.commands.bench", "measure decode-only vs full-pipeline speed on one input"),
     "doctor": ("edge.commands.doctor", "report the install, backends and models"),
-    "train": ("edge.commands.train", "train a model (quality) from a folder of identity folders"),
+    "train": ("edge.commands.train", "train a model (quality, selection) from a folder of identity subfolders"),
+    "eval": ("edge.commands.eval", "evaluate a model (selection) on held-out identities"),
 }
 
 

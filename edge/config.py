@@ -73,7 +73,11 @@ class TrackConfig(Section):
 
 
 class SelectConfig(Section):
-    scorer: Literal["heuristic"] = "heuristic"
+    # "selection": learned P(SFace identifies this face) (seed 002); "quality": learned image quality;
+    # "heuristic": detector score x size x sharpness.
+    scorer: Literal["selection", "quality", "heuristic"] = "selection"
+    selection_model: str = "weights:selection.onnx"
+    quality_model: str = "weights:quality.onnx"
     # Reject faces whose box comes this close (pixels) to the frame border.
     edge_margin: int = Field(2, ge=0)
     context_margin: float = Field(0.5, ge=0)
