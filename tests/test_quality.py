@@ -172,3 +172,22 @@ def test_train_quality_command_runs_end_to_end_and_resumes(tmp_path):
     assert train_command.run(parser.parse_args(argv[:-4] + ["--epochs", "3", "--batch", "16"])) == 0
     resumed = json.loads((tmp_path / "report.json").read_text())
     assert resumed["epoch_losses"][:2] == report["epoch_losses"] and len(resumed["epoch_losses"]) == 3
+
+
+def test_shipped_model_scores_a_sharp_held_out_face_above_its_degraded_copy():
+    from edge.align import align_face
+    from edge.config import SelectConfig
+    from edge.detect import YuNetDetector
+    from edge.select import Candidate, make_scorer
+    from pipelines.dataset import largest_face
+    from pipelines.degrade import gaussian_blur, jpeg_compress, resample
+
+    scorer = make_scorer(SelectConfig(scorer="quality"), threads=1)
+    photo = cv2.imread(str(IDENTITIES / "deepface_00" / "img1.jpg"))  # a held-out identity
+    detection = largest_face(YuNetDetector().detect(photo))
+    sharp = align_face(photo, detection.landmarks)
+    degraded = jpeg_compress(resample(gaussian_blur(sharp, 9), 6.0, "bilinear"), 50)
+    candidates = [Candidate(face, detection, photo.shape[:2]) for face in (sharp, degraded)]
+    scores = scorer.score(candidates)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    assert scores[0] > scores[1] + 0.1
