@@ -12,6 +12,8 @@ import pytest
 import torch
 from torch import nn
 
+from edge.errors import FaceEdgeError
+
 from pipelines.quality import grading
 from pipelines.quality.dcgan import GAN, Discriminator, Generator
 from pipelines.quality.model import QualityResNet, export_onnx, level_loss, onnx_parity
@@ -172,6 +174,9 @@ def test_train_quality_command_runs_end_to_end_and_resumes(tmp_path):
     assert train_command.run(parser.parse_args(argv[:-4] + ["--epochs", "3", "--batch", "16"])) == 0
     resumed = json.loads((tmp_path / "report.json").read_text())
     assert resumed["epoch_losses"][:2] == report["epoch_losses"] and len(resumed["epoch_losses"]) == 3
+    # Settings that shaped the cached stages cannot change under a resume.
+    with pytest.raises(FaceEdgeError, match="gan_iterations"):
+        train_command.run(parser.parse_args(argv + ["--gan-iterations", "40"]))
 
 
 def test_shipped_model_scores_a_sharp_held_out_face_above_its_degraded_copy():

@@ -58,6 +58,7 @@ def run(args) -> int:
     if args.install:
         from edge.model_files import WEIGHTS_DIR
 
+        WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(config.out) / "quality.onnx", WEIGHTS_DIR / "quality.onnx")
         print(f"installed {WEIGHTS_DIR / 'quality.onnx'}")
     return 0

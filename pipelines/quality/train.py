@@ -204,7 +204,9 @@ def build_pool(cfg: TrainConfig, faces: dict, generated: dict, grades: dict, out
         images.append(degraded)
         levels.append(grading.grade_by_strength(strength))
         source.append(np.full(len(degraded), "degraded"))
-    heldout, heldout_strength = degraded_set(faces["heldout"], cfg.heldout_degraded_per_face, rng)
+    # Its own random stream, so runs with different --sources are evaluated on the same held-out faces.
+    heldout, heldout_strength = degraded_set(faces["heldout"], cfg.heldout_degraded_per_face,
+                                             np.random.default_rng([cfg.seed, 1]))
     pool = {
         "images": np.concatenate(images), "levels": np.concatenate(levels), "source": np.concatenate(source),
         "heldout_images": np.concatenate([faces["heldout"], heldout]),
@@ -300,12 +302,28 @@ def evaluate(model: QualityResNet, pool: dict) -> dict:
     }
 
 
+# Settings a resumed run may change: they do not alter any cached stage's result.
+RESUMABLE_SETTINGS = ("out", "epochs", "threads")
+
+
+def _refuse_changed_settings(cfg: TrainConfig, saved_path: Path) -> None:
+    """Cached stages were made with the saved settings; mixing them with other settings would mislabel the model."""
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text())
+    changed = sorted(k for k, v in asdict(cfg).items() if k not in RESUMABLE_SETTINGS and saved.get(k, v) != v)
+    if changed:
+        raise ValueError(f"{saved_path.parent} was made with other settings ({', '.join(changed)}); "
+                         "use a new --out folder or the same settings")
+
+
 def train(cfg: TrainConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     if cfg.grading not in grading.RULES:
         raise ValueError(f"unknown grading rule {cfg.grading!r}; use one of {grading.RULES}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    _refuse_changed_settings(cfg, out / "config.json")
     _save_json(out / "config.json", asdict(cfg))
     faces = load_faces(cfg, out)
     generated = train_gan(cfg, faces["train"], out)
