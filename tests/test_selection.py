@@ -135,3 +135,51 @@ def test_error_versus_discard_and_best_of_track():
     correct = np.array([False, True, False, True, False])
     assert best_of_track(np.array([0.1, 0.9, 0.2, 0.8, 0.1]), correct, tracks) == 1.0
     assert best_of_track(np.array([0.9, 0.1, 0.2, 0.1, 0.8]), correct, tracks) == 0.0
+
+
+@pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
+def test_train_cli_end_to_end_resumes_and_guards_its_samples(tmp_path):
+    import json
+
+    from edge.cli import main
+    from edge.errors import ConfigError
+
+    data = tmp_path / "ids"
+    data.mkdir()
+    for name in ("obama", "biden", "deepface_08"):
+        (data / name).symlink_to(DATA / "identities" / name)
+    out = tmp_path / "run"
+    argv = ["train", "selection", "--data", str(data), "--out", str(out), "--holdout-fraction", "0",
+            "--per-photo", "6", "--epochs", "1", "--batch-size", "16"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["train_identities"] == ["biden", "deepface_08", "obama"] and report["held_out_identities"] == []
+    assert 0 < report["samples"]["positive_fraction"] < 1 and report["onnx_parity_max_abs_diff"] < 1e-4
+    assert len(report["epoch_losses"]) == 1
+    assert main(argv[:-3] + ["2", "--batch-size", "16"]) == 0  # resumes: only epoch 2 is trained
+    resumed = json.loads((out / "report.json").read_text())
+    assert resumed["epoch_losses"][0] == report["epoch_losses"][0] and len(resumed["epoch_losses"]) == 2
+    assert main(argv[:9] + ["7", "--epochs", "1"]) == ConfigError.exit_code  # other --per-photo, same samples
+
+
+@pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
+def test_eval_cli_writes_every_scorer(tmp_path):
+    import json
+
+    from edge.cli import main
+
+    data = tmp_path / "ids"
+    data.mkdir()
+    for name in ("obama", "biden"):
+        (data / name).symlink_to(DATA / "identities" / name)
+    out = tmp_path / "eval.json"
+    assert main(["eval", "selection", "--data", str(data), "--json", str(out), "--plot", str(tmp_path / "edc.png"),
+                 "--split", "train", "--holdout-fraction", "0", "--probes-per-photo", "4", "--tracks-per-photo", "1",
+                 "--track-length", "3"]) == 0
+    report = json.loads(out.read_text())
+    expected = {"selection", "heuristic", "detector_score", "face_size", "laplacian_sharpness", "random"}
+    assert expected <= set(report["scorers"])
+    for row in report["scorers"].values():
+        assert 0.0 <= row["edc_auc"] <= 0.3 and 0.0 <= row["best_of_track_rank1"] <= 1.0
+    assert report["oracle_edc_auc"] <= min(row["edc_auc"] for row in report["scorers"].values()) + 1e-12
+    assert (tmp_path / "edc.png").stat().st_size > 0

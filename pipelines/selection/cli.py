@@ -67,6 +67,8 @@ def run(args) -> int:
     identities, names = split_of(args, "train")
     args.out.mkdir(parents=True, exist_ok=True)
     samples_path = args.out / "samples.npz"
+    recipe = {"data": str(args.data), "identities": identities, "per_photo": args.per_photo, "seed": args.seed,
+              "threshold": args.threshold, "max_yaw": args.max_yaw, "max_pitch": args.max_pitch}
     started = time.perf_counter()
     if not samples_path.is_file():
         labelled = build_samples(args.data, identities, args.per_photo, args.seed, args.threshold,
@@ -75,8 +77,12 @@ def run(args) -> int:
         if len(labelled.probes) == 0 or labelled.labels.min() == labelled.labels.max():
             raise ConfigError(f"--data {args.data}: the probes have a single label ({labelled.stats}); "
                               "need identities with several photos")
+        labelled.stats["recipe"] = recipe
         save_samples(samples_path, labelled)
     aligned, labels, cases, stats = load_samples(samples_path)
+    if stats.get("recipe") != recipe:
+        raise ConfigError(f"{samples_path} was made with {stats.get('recipe')}, not {recipe}; "
+                          "use a new --out or delete it")
     log.info("samples: %d, positive fraction %.3f, cases %s", len(labels), labels.mean(), stats["cases"])
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, alpha=args.alpha,
                              beta=args.beta, seed=args.seed)

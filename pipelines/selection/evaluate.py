@@ -13,6 +13,7 @@ same probes (degraded, re-detected, re-aligned views of real photos; probes.py):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from pipelines.selection.cli import add_split_arguments, split_of
 log = logging.getLogger(__name__)
 MAX_DISCARD = 0.3
 DISCARD_STEPS = 31
+TRACK_SIZE_SPREAD = 1.25  # face size within one track varies by this factor either way
 
 
 def add_arguments(parser) -> None:
@@ -58,7 +60,7 @@ def best_of_track(scores: np.ndarray, correct: np.ndarray, tracks: list[np.ndarr
     return float(np.mean([correct[t[np.argmax(scores[t])]] for t in tracks]))
 
 
-def scorer_table(probes, model: str, seed: int) -> dict:
+def scorer_table(model: str, seed: int) -> dict:
     """name -> callable(probes) -> scores, for every scorer compared."""
     from edge.face_input import SCORER_INPUTS
     from edge.model_files import WEIGHTS_DIR
@@ -103,7 +105,7 @@ def run(args) -> int:
     from pipelines.selection.probes import ProbeMaker
     from pipelines.selection.train import label_probes, make_probes, probe_records
 
-    identities, names = split_of(args, args.split)
+    identities, _ = split_of(args, args.split)
     detector, recognizer = YuNetDetector(threads=1), SFaceRecognizer(threads=1)
     records = build_dataset(args.data, detector, frontal=FrontalFilter(args.max_yaw, args.max_pitch),
                             identities=identities)
@@ -122,12 +124,12 @@ def run(args) -> int:
     track = label_probes(track_probes, records, recognizer, args.threshold)
     failures = edc.genuine_similarity < args.threshold
     results = {}
-    for name, score in scorer_table(edc.probes, args.model, args.seed).items():
+    for name, score in scorer_table(args.model, args.seed).items():
         fractions, rates, auc = error_versus_discard(score(edc.probes), failures)
         results[name] = {"edc_auc": auc, "best_of_track_rank1": best_of_track(score(track.probes), track.top1_correct,
                                                                                  tracks),
                          "edc": [[round(float(f), 4), float(r)] for f, r in zip(fractions, rates)]}
-    _, oracle_rates, oracle_auc = error_versus_discard(-failures.astype(float), failures)
+    _, _, oracle_auc = error_versus_discard(-failures.astype(float), failures)
     report = {
         "data": str(args.data), "split": args.split, "identities": identities,
         "split_rule": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
@@ -146,12 +148,19 @@ def run(args) -> int:
 
 
 def _views(record, maker, count: int, seed: list[int]):
-    """One track: `count` view attempts of one photo from their own seeded stream."""
+    """One track: `count` view attempts of one photo from their own seeded stream.
+
+    A track is one person at one distance: its face size is drawn once (over the maker's whole
+    range) and its views vary by +-25% around it, so choosing among them is about blur, pose,
+    noise and occlusion more than about size.
+    """
     import cv2
 
     image = cv2.imread(str(record.path), cv2.IMREAD_COLOR)
     rng = np.random.default_rng(seed)
-    return [p for p in (maker(image, record, rng) for _ in range(count)) if p is not None]
+    base = float(np.exp(rng.uniform(*np.log(maker.face_size_range))))
+    track_maker = dataclasses.replace(maker, face_size_range=(base / TRACK_SIZE_SPREAD, base * TRACK_SIZE_SPREAD))
+    return [p for p in (track_maker(image, record, rng) for _ in range(count)) if p is not None]
 
 
 def format_table(report: dict) -> str:

@@ -16,7 +16,7 @@ def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class SelectionNet(nn.Module):
-    """64x64 face -> one logit (probability = sigmoid). About 0.1 M parameters, ~10 MFLOPs."""
+    """64x64 face -> one logit (probability = sigmoid). About 0.2 M parameters, ~10 M multiply-adds."""
 
     def __init__(self, width: int = 16):
         super().__init__()
