@@ -13,6 +13,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from pipelines.quality.preprocess import quality_blob
+
 
 @dataclass(frozen=True)
 class FaceInput:
@@ -30,8 +32,9 @@ class FaceInput:
         return batch
 
 
-# scorer name -> the input its model was trained on
+# scorer name -> the input its model was trained on. The quality model (seed 000) sees the face
+# next to its row- and column-filtered copies; that layout lives with its trainer (numpy/cv2 only).
 SCORER_INPUTS = {
     "selection": FaceInput(size=64),
-    "quality": FaceInput(size=112),
+    "quality": quality_blob,
 }
