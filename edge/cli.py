@@ -17,6 +17,8 @@ COMMANDS = {
     "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
     "bench": ("edge.commands.bench", "measure decode-only vs full-pipeline speed on one input"),
     "doctor": ("edge.commands.doctor", "report the install, backends and models"),
+    "keys": ("edge.commands.keys", "create a ZeroMQ CURVE key pair (publisher or subscriber)"),
+    "soak": ("edge.commands.soak", "long run on N loopback RTSP streams with a server outage; memory and recovery"),
 }
 
 
