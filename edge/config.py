@@ -29,6 +29,9 @@ class StreamConfig(Section):
     # Decode-side options: real-time pacing for files, loop a file forever (demo/soak).
     realtime: bool = False
     loop: bool = False
+    # Per-stream overrides of detect.input_size and detect.min_face (null: use detect's).
+    input_size: int | None = Field(None, ge=64, le=4096)
+    min_face: int | None = Field(None, ge=0)
 
     @field_validator("url")
     @classmethod
@@ -43,7 +46,8 @@ class SourceConfig(Section):
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(10.0, gt=0)
     reconnect_initial_s: float = Field(0.5, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    # Capped so that a camera is back within a few seconds of returning, even after a long outage.
+    reconnect_max_s: float = Field(4.0, gt=0)
     # Retries after a failure; null retries for ever (cameras come back).
     max_retries: int | None = Field(None, ge=0)
     queue_size: int = Field(8, ge=1)

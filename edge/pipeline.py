@@ -96,8 +96,8 @@ class Pipeline:
             block = policy == "block" or (policy == "auto" and not is_live_url(stream.url))
             buffer = FrameBuffer(config.source.queue_size, block, self.wake,
                                  on_drop=self.metrics.frames_dropped.labels(stream.id).inc)
-            source = VideoSource(stream, config.source, config.detect.input_size, buffer, self.metrics,
-                                 self.stop_event)
+            source = VideoSource(stream, config.source, stream.input_size or config.detect.input_size, buffer,
+                                 self.metrics, self.stop_event)
             self.streams[stream.id] = StreamState(source, buffer, self._new_tracker())
             self.metrics.stream_state(stream.id, "connecting")
         self._publisher_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
@@ -194,7 +194,8 @@ class Pipeline:
         stream = packet.stream
         started = time.perf_counter()
         sx, sy = packet.scale
-        min_face = self.config.detect.min_face
+        min_face = state.source.stream.min_face
+        min_face = self.config.detect.min_face if min_face is None else min_face
         detections = [d.scaled(sx, sy) for d in self.detector.detect(packet.image)]
         detections = [d for d in detections if d.size >= min_face]
         detected = time.perf_counter()
