@@ -159,3 +159,12 @@ def test_pipeline_with_curve_and_spool(keys, tmp_path):
     assert len(received["allowed"]) >= 1
     assert {m.meta["track_id"] for m in received["allowed"]} <= {meta["track_id"] for meta, _ in spooled}
     assert received["intruder"] == []
+
+
+def test_subscribe_cli_key_errors(keys, tmp_path, caplog):
+    out = str(tmp_path / "faces")
+    assert main(["subscribe", "tcp://127.0.0.1:9", "--out", out, "--curve-server-key", str(keys / "server.key")]) == 2
+    missing = tmp_path / "gone.key_secret"
+    assert main(["subscribe", "tcp://127.0.0.1:9", "--out", out, "--curve-server-key", str(keys / "server.key"),
+                 "--curve-client-key", str(missing)]) == 2
+    assert str(missing) in caplog.text
