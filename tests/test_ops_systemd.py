@@ -101,3 +101,12 @@ def test_unit_file_verifies(tmp_path):
     problems = [line for line in (result.stdout + result.stderr).splitlines()
                 if "faceedge.service" in line and "sysinit.target" not in line]
     assert result.returncode == 0 and not problems, result.stdout + result.stderr
+
+
+def test_prometheus_example_scrapes_faceedge():
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "faceedge")
+    assert job["scrape_interval"] == "15s"
+    assert all(t.endswith(":9108") for c in job["static_configs"] for t in c["targets"])
