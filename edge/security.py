@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +33,15 @@ def _load(path: str | Path, what: str, need_secret: bool) -> tuple[bytes, bytes 
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{what} {path}: cannot read a ZeroMQ certificate: {exc}") from exc
-    keys = [public] + ([secret] if need_secret else [])
-    for key in keys:
-        if key is None or len(key) != Z85_KEY_LENGTH:
-            missing = "secret key" if need_secret and not secret else "public key"
-            raise ConfigError(f"{what} {path}: no valid {missing} (expected a {Z85_KEY_LENGTH}-character Z85 key; "
-                              "a secret key file is NAME.key_secret)")
+    checks = [("public key", public)] + ([("secret key", secret)] if need_secret else [])
+    for name, key in checks:
+        if not key or len(key) != Z85_KEY_LENGTH:
+            hint = "; a secret key file is NAME.key_secret" if name == "secret key" else ""
+            raise ConfigError(f"{what} {path}: no valid {name} (expected {Z85_KEY_LENGTH} Z85 characters){hint}")
         try:
             zmq.utils.z85.decode(key)
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(f"{what} {path}: key is not valid Z85") from exc
+        except (ValueError, KeyError, struct.error) as exc:
+            raise ConfigError(f"{what} {path}: {name} is not valid Z85") from exc
     return public, secret
 
 
@@ -50,8 +50,7 @@ def load_public_key(path: str | Path, what: str = "public key file") -> bytes:
 
 
 def load_key_pair(path: str | Path, what: str = "secret key file") -> tuple[bytes, bytes]:
-    public, secret = _load(path, what, need_secret=True)
-    return public, secret
+    return _load(path, what, need_secret=True)
 
 
 def allowed_client_keys(directory: str | Path) -> list[bytes]:

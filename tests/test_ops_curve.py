@@ -85,7 +85,10 @@ def test_only_allowed_subscriber_receives(keys):
 def test_key_files_are_checked_and_named(keys, tmp_path):
     corrupt = tmp_path / "corrupt.key_secret"
     corrupt.write_text('curve\n    public-key = "tooshort"\n    secret-key = "alsoshort"\n')
+    out_of_range = tmp_path / "range.key_secret"  # 40 Z85 characters that decode to no 32-byte key
+    out_of_range.write_text(f'curve\n    public-key = "{"#" * 40}"\n    secret-key = "{"#" * 40}"\n')
     cases = {
+        str(out_of_range): "range.key_secret",
         str(tmp_path / "missing.key_secret"): "missing.key_secret",
         str(corrupt): "corrupt.key_secret",
         str(keys / "server.key"): "server.key",  # a public key file where a secret key is needed
