@@ -79,8 +79,6 @@ def outage_times(samples, stream: str, down_at: float, back_at: float) -> tuple[
 
 
 def run_soak(args) -> int:
-    from .pipeline import Pipeline
-
     missing = missing_tools()
     if missing:
         raise ConfigError(f"soak needs {', '.join(missing)} (see DEVELOPERS.md, test servers)")
@@ -93,40 +91,49 @@ def run_soak(args) -> int:
         # Long enough that no client reaches the end, even one that reconnects late.
         looped = looped_copy(video, Path(tmp) / "looped.mp4", math.ceil((duration_s + 60) / clip_s))
         server = RtspServer(looped, args.port or free_port()).start()
-        streams = [{"id": f"cam{i}", "url": server.url, "transport": "tcp"} for i in range(args.streams)]
-        config = load_config(None, args.overrides, {
-            "streams": streams, "metrics": {"enabled": False}, "publish": {"bind": "tcp://127.0.0.1:0"}})
-        metrics = Metrics()
-        pipeline = Pipeline(config, metrics=metrics)
-        started = time.monotonic()
-        sampling_stop = threading.Event()
-        sampler = Sampler(metrics, started, sampling_stop)
-        worker = threading.Thread(target=pipeline.run, name="soak-pipeline", daemon=True)
-        sampler.start()
-        worker.start()
-        down_at = back_at = None
         try:
-            while (elapsed := time.monotonic() - started) < duration_s and worker.is_alive():
-                if args.restart_at_s is not None and down_at is None and elapsed >= args.restart_at_s:
-                    server.kill()
-                    down_at = time.monotonic() - started
-                    log.info("soak: RTSP server killed at %.1fs; back in %.1fs", down_at, args.outage_s)
-                    time.sleep(args.outage_s)
-                    server.start()
-                    back_at = time.monotonic() - started
-                    log.info("soak: RTSP server back at %.1fs", back_at)
-                time.sleep(0.5)
+            config, metrics, samples, down_at, back_at = _soak(args, server, duration_s)
         finally:
-            pipeline.stop()
-            worker.join(60)
-            sampling_stop.set()
-            sampler.join()
             server.stop()
-    report = summarise(args, config, metrics, sampler.samples, down_at, back_at)
+    report = summarise(args, config, metrics, samples, down_at, back_at)
     print_report(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _soak(args, server: RtspServer, duration_s: float):
+    from .pipeline import Pipeline
+
+    streams = [{"id": f"cam{i}", "url": server.url, "transport": "tcp"} for i in range(args.streams)]
+    config = load_config(None, args.overrides, {
+        "streams": streams, "metrics": {"enabled": False}, "publish": {"bind": "tcp://127.0.0.1:0"}})
+    metrics = Metrics()
+    pipeline = Pipeline(config, metrics=metrics)
+    started = time.monotonic()
+    sampling_stop = threading.Event()
+    sampler = Sampler(metrics, started, sampling_stop)
+    worker = threading.Thread(target=pipeline.run, name="soak-pipeline", daemon=True)
+    sampler.start()
+    worker.start()
+    down_at = back_at = None
+    try:
+        while (elapsed := time.monotonic() - started) < duration_s and worker.is_alive():
+            if args.restart_at_s is not None and down_at is None and elapsed >= args.restart_at_s:
+                server.kill()
+                down_at = time.monotonic() - started
+                log.info("soak: RTSP server killed at %.1fs; back in %.1fs", down_at, args.outage_s)
+                time.sleep(args.outage_s)
+                server.start()
+                back_at = time.monotonic() - started
+                log.info("soak: RTSP server back at %.1fs", back_at)
+            time.sleep(0.5)
+    finally:
+        pipeline.stop()
+        worker.join(60)
+        sampling_stop.set()
+        sampler.join()
+    return config, metrics, sampler.samples, down_at, back_at
 
 
 def summarise(args, config, metrics: Metrics, samples, down_at, back_at) -> dict:
