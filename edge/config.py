@@ -76,7 +76,11 @@ class TrackConfig(Section):
 
 
 class SelectConfig(Section):
-    scorer: Literal["heuristic"] = "heuristic"
+    # "selection": learned P(SFace identifies this face) (seed 002); "quality": learned image quality;
+    # "heuristic": detector score x size x sharpness.
+    scorer: Literal["selection", "quality", "heuristic"] = "selection"
+    selection_model: str = "weights:selection.onnx"
+    quality_model: str = "weights:quality.onnx"
     # Reject faces whose box comes this close (pixels) to the frame border.
     edge_margin: int = Field(2, ge=0)
     context_margin: float = Field(0.5, ge=0)
@@ -129,8 +133,44 @@ class MetricsConfig(Section):
     port: int = Field(9108, ge=0, le=65535)
 
 
+BackendName = Literal["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"]
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class ModelPrecisions(Section):
+    # fp16 where the backend has it (TensorRT, torch CUDA), fp32 otherwise; int8 needs
+    # `faceedge build-engines --precision int8` (calibration) first.
+    detector: Precision = "fp16"
+    recognizer: Precision = "fp16"
+    selection: Precision = "fp16"
+    quality: Precision = "fp16"
+    sr: Precision = "fp16"
+
+
+class CalibrationConfig(Section):
+    # Folders of images (one sub-folder per identity) and/or videos; split by folder/segment.
+    sources: list[str] = Field(default_factory=list)
+    frames_per_source: int = Field(200, ge=1)
+    max_tracks_per_split: int = Field(100, ge=1)
+    # ONNX Runtime keeps every activation of every fit item in memory while calibrating.
+    max_fit_items: int = Field(64, ge=1)
+    methods: list[Literal["entropy", "percentile", "minmax"]] = Field(
+        default_factory=lambda: ["entropy", "percentile"], min_length=1)
+    percentile: float = Field(99.999, gt=90, le=100)
+
+
 class InferenceConfig(Section):
+    # "auto" tries `order` and keeps the first backend that works here.
+    backend: Literal["auto"] | BackendName = "auto"
+    order: list[BackendName] = Field(
+        default_factory=lambda: ["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"], min_length=1)
+    precision: ModelPrecisions = Field(default_factory=ModelPrecisions)
     threads: int = Field(0, ge=0)
+    batch_size: int = Field(32, ge=1, le=1024)
+    batch_wait_ms: float = Field(5.0, ge=0)
+    # null: <faceedge cache>/engines
+    engine_cache: str | None = None
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
 class Config(Section):

@@ -72,7 +72,7 @@ def test_unreadable_file_is_one_error_naming_it(tmp_path, data_dir):
 
 
 def test_demo_publishes_faces_and_writes_contact_sheet(tmp_path):
-    result = run_cli("demo", "--out", str(tmp_path), timeout=300)
+    result = run_cli("demo", "--out", str(tmp_path), "--seconds", "3", timeout=600)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["faces"] >= 4 and len(summary["tracks"]) >= 4

@@ -6,13 +6,26 @@ import json
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--input", required=True, help="video file or URL to measure on")
+    from . import bench_models
+
+    parser.add_argument("--input", help="video file or URL to measure on")
     parser.add_argument("--frames", type=int, default=300, help="frames to time in each mode (the input loops)")
     parser.add_argument("--json", help="also write the result to this file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    modes = parser.add_subparsers(dest="mode", metavar="models")
+    bench_models.add_arguments(modes.add_parser("models", help="per-model throughput and latency by backend "
+                                                               "and precision, and INT8 agreement"))
 
 
 def run(args) -> int:
+    if args.mode == "models":
+        from . import bench_models
+
+        return bench_models.run(args)
+    if not args.input:
+        from ..errors import ConfigError
+
+        raise ConfigError("faceedge bench needs --input FILE (or `faceedge bench models`)")
     from ..bench import run_bench
 
     result = run_bench(args.input, args.frames, args.overrides)

@@ -1,4 +1,4 @@
-"""`faceedge train quality|selection|sr`: each model's trainer lives in `pipelines/`."""
+"""`faceedge train selection`: each model's trainer lives in `pipelines/`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import importlib
 
 # model -> module defining add_arguments(parser) and run(args) -> int
 TRAINERS = {
-    "quality": "pipelines.quality.cli",
     "selection": "pipelines.selection.cli",
-    "sr": "pipelines.sr.cli",
 }
 
 

@@ -1,0 +1,131 @@
+"""Face datasets from a folder of identity subfolders: detect, align, keep frontal faces.
+
+`root/<identity>/*.jpg` -> one `FaceRecord` per photo (its largest face), aligned to the
+ArcFace template at a fixed size. Non-frontal faces are dropped with a landmark-based
+yaw/pitch estimate (seed 000: "remove profile and pitched faces with keypoints"). Splits are
+by identity, from a hash of the folder name, so they are stable and never leak images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.align import ALIGNED_SIZE, align_face
+from edge.detect import Detection
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Nose-tip depth in front of the eye/mouth plane, as a fraction of the inter-ocular distance
+# (anthropometric average; it converts the nose's sideways shift into an angle).
+NOSE_DEPTH_RATIO = 0.6
+# Where the nose sits between the eye line (0) and the mouth line (1) on a frontal face:
+# the ArcFace 112x112 template (eyes y=51.6, nose 71.7, mouths 92.3).
+FRONTAL_NOSE_HEIGHT = (71.7366 - 51.59) / (92.2041 - 51.59)
+
+
+@dataclass(frozen=True)
+class FrontalFilter:
+    """Keep faces whose estimated |yaw| and |pitch| are within these bounds (degrees)."""
+
+    max_yaw_deg: float = 30.0
+    max_pitch_deg: float = 25.0
+
+    def accepts(self, landmarks: np.ndarray) -> bool:
+        yaw, pitch = estimate_yaw_pitch(landmarks)
+        return abs(yaw) <= self.max_yaw_deg and abs(pitch) <= self.max_pitch_deg
+
+
+def estimate_yaw_pitch(landmarks: np.ndarray) -> tuple[float, float]:
+    """Yaw and pitch in degrees from 5 landmarks (eyes, nose, mouth corners).
+
+    Roll is removed first (eye line made horizontal). Yaw: the nose tip's sideways offset from
+    the face's midline (mid-eyes to mid-mouth) over its depth. Pitch: the nose's vertical
+    position between eye line and mouth line against the frontal template, over the same depth.
+    """
+    points = np.asarray(landmarks, np.float64).reshape(5, 2)
+    eye_vec = points[1] - points[0]
+    angle = np.arctan2(eye_vec[1], eye_vec[0])
+    c, s = np.cos(-angle), np.sin(-angle)
+    p = points @ np.array([[c, s], [-s, c]])
+    interocular = max(abs(p[1, 0] - p[0, 0]), 1e-6)
+    depth = NOSE_DEPTH_RATIO * interocular
+    eye_mid, mouth_mid, nose = (p[0] + p[1]) / 2, (p[3] + p[4]) / 2, p[2]
+    midline_x = (eye_mid[0] + mouth_mid[0]) / 2
+    yaw = np.degrees(np.arctan2(nose[0] - midline_x, depth))
+    eye_to_mouth = max(mouth_mid[1] - eye_mid[1], 1e-6)
+    nose_height = (nose[1] - eye_mid[1]) / eye_to_mouth
+    pitch = np.degrees(np.arctan2((nose_height - FRONTAL_NOSE_HEIGHT) * eye_to_mouth, depth))
+    return float(yaw), float(pitch)
+
+
+@dataclass
+class FaceRecord:
+    identity: str
+    path: Path
+    aligned: np.ndarray  # BGR uint8, size x size
+    detection: Detection  # in the photo's pixels
+    yaw: float
+    pitch: float
+
+
+def identity_folders(root: str | Path) -> list[Path]:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    return sorted(d for d in root.iterdir() if d.is_dir() and any(_images(d)))
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def holdout_identity(name: str, fraction: float, salt: str = "faceedge") -> bool:
+    """Deterministic identity split: the first 8 hex digits of sha256(salt/name) as a fraction."""
+    digest = hashlib.sha256(f"{salt}/{name}".encode()).hexdigest()
+    return int(digest[:8], 16) / 0x100000000 < fraction
+
+
+def split_identities(names: list[str], fraction: float, salt: str = "faceedge") -> tuple[list[str], list[str]]:
+    """(train, held_out) identity names."""
+    held = [n for n in names if holdout_identity(n, fraction, salt)]
+    return [n for n in names if n not in held], held
+
+
+def largest_face(detections: list[Detection]) -> Detection | None:
+    return max(detections, key=lambda d: d.size, default=None)
+
+
+def build_dataset(root: str | Path, detector, size: int = ALIGNED_SIZE, frontal: FrontalFilter | None = FrontalFilter(),
+                  identities: list[str] | None = None) -> list[FaceRecord]:
+    """One record per photo with a detected (and, with `frontal`, frontal) face.
+
+    `identities` restricts the folders read (e.g. one side of `split_identities`).
+    """
+    records, dropped = [], {"no_face": 0, "non_frontal": 0}
+    for folder in identity_folders(root):
+        if identities is not None and folder.name not in identities:
+            continue
+        for path in _images(folder):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("unreadable image %s", path)
+                continue
+            detection = largest_face(detector.detect(image))
+            if detection is None:
+                dropped["no_face"] += 1
+                continue
+            yaw, pitch = estimate_yaw_pitch(detection.landmarks)
+            if frontal is not None and not frontal.accepts(detection.landmarks):
+                dropped["non_frontal"] += 1
+                continue
+            records.append(FaceRecord(folder.name, path, align_face(image, detection.landmarks, size),
+                                      detection, yaw, pitch))
+    log.info("dataset %s: %d faces kept, dropped %s", root, len(records), dropped)
+    return records
