@@ -20,6 +20,8 @@ COMMANDS = {
     "train": ("edge.commands.train", "train a model from a folder of identity subfolders"),
     "eval": ("edge.commands.eval", "evaluate a model on held-out identities"),
     "build-engines": ("edge.commands.build_engines", "calibrate INT8 and build TensorRT engines ahead of time"),
+    "keys": ("edge.commands.keys", "create a ZeroMQ CURVE key pair (publisher or subscriber)"),
+    "soak": ("edge.commands.soak", "long run on N loopback RTSP streams with a server outage; memory and recovery"),
 }
 
 

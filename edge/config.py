@@ -11,7 +11,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -91,12 +91,40 @@ class EnhanceConfig(Section):
     enabled: bool = False
 
 
+class CurveConfig(Section):
+    """ZeroMQ CURVE: encrypt every message and accept only subscribers whose public key is allowed."""
+
+    enabled: bool = False
+    # The server's secret key file (`faceedge keys` writes NAME.key_secret); subscribers need its public half.
+    server_secret_key: str = "/etc/faceedge/keys/server.key_secret"
+    # A folder of allowed subscribers' public key files (NAME.key); re-read at start-up only.
+    allowed_clients_dir: str = "/etc/faceedge/keys/clients"
+
+
+class SpoolConfig(Section):
+    """A local, size-capped copy of every published face, for recovery when nobody was listening."""
+
+    enabled: bool = False
+    dir: str = "/var/lib/faceedge/spool"
+    max_bytes: int = Field(1_000_000_000, ge=4096)
+    # A segment (one folder of JPEGs + its JSONL) is closed at this size; whole oldest segments are deleted.
+    segment_bytes: int = Field(50_000_000, ge=1024)
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> "SpoolConfig":
+        if self.segment_bytes * 2 > self.max_bytes:
+            raise ValueError("segment_bytes must be at most half of max_bytes, so rotation can keep the cap")
+        return self
+
+
 class PublishConfig(Section):
     bind: str = "tcp://0.0.0.0:5556"
     update_interval_s: float | None = Field(None, gt=0)
     jpeg_quality: int = Field(90, ge=1, le=100)
     send_hwm: int = Field(1000, ge=1)
     linger_s: float = Field(2.0, ge=0)
+    curve: CurveConfig = Field(default_factory=CurveConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
 
 
 class MetricsConfig(Section):

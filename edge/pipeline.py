@@ -28,8 +28,10 @@ from .config import Config
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
 from .metrics import Metrics, MetricsServer
+from .notify import SystemdNotifier
 from .publish import Publisher, encode_message
 from .select import BestFace, Candidate, make_scorer
+from .spool import Spool
 from .source import FrameBuffer, FramePacket, StreamEvent, VideoSource, is_live_url, mask_url
 from .track import FaceTracker
 
@@ -103,6 +105,9 @@ class Pipeline:
             self.streams[stream.id] = StreamState(source, buffer, self._new_tracker())
             self.metrics.stream_state(stream.id, "connecting")
         self._publisher_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
+        # Operations: local face spool (None when disabled) and systemd notifications (no-op outside systemd).
+        self.spool = Spool.from_config(config.publish.spool)
+        self.notifier = SystemdNotifier()
 
     def _new_tracker(self) -> FaceTracker:
         t = self.config.track
@@ -112,13 +117,15 @@ class Pipeline:
 
     def start(self) -> None:
         cfg = self.config
-        self.publisher = Publisher(cfg.publish.bind, cfg.publish.send_hwm, cfg.publish.linger_s)
+        self.publisher = Publisher(cfg.publish.bind, cfg.publish.send_hwm, cfg.publish.linger_s,
+                                   curve=cfg.publish.curve)
         if cfg.metrics.enabled:
             self.metrics_server = MetricsServer(self.metrics, cfg.metrics.host, cfg.metrics.port).start()
         self._publisher_thread.start()
         for name, state in self.streams.items():
             log.info("stream %s: opening %s", name, mask_url(state.source.stream.url))
             state.source.start()
+        self.notifier.ready(f"{len(self.streams)} stream(s) opening")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -140,6 +147,7 @@ class Pipeline:
 
     def _work(self) -> None:
         while True:
+            self.notifier.tick(self.metrics.health)
             round_ = []
             for state in self.streams.values():
                 item = state.buffer.get_nowait()
@@ -160,6 +168,7 @@ class Pipeline:
             self.wake.clear()
 
     def _shutdown(self) -> None:
+        self.notifier.stopping()
         self.stop_event.set()
         for name, state in self.streams.items():
             self._end_tracks(name, state, list(state.best))
@@ -300,6 +309,8 @@ class Pipeline:
         original = job.candidate.aligned if enhanced.sr_applied else None
         parts = encode_message(meta, enhanced.face, enhanced.context, original,
                                self.config.publish.jpeg_quality)
+        if self.spool is not None:  # kept whether or not anyone receives it
+            self.spool.append(parts)
         if self.publisher.send(parts):
             self.metrics.faces_published.labels(stream, meta["event"]).inc()
         else:
