@@ -249,7 +249,8 @@ class VideoSource(threading.Thread):
                     if ahead > 0 and self.stop_event.wait(ahead):
                         return False
                 width, height = detector_shape(frame.width, frame.height, self.detect_size)
-                image = frame.reformat(width=width, height=height, format="bgr24").to_ndarray()
+                # Area averaging: anti-aliased like a proper downscale, and cheaper than swscale's default.
+                image = frame.reformat(width=width, height=height, format="bgr24", interpolation="AREA").to_ndarray()
                 packet = FramePacket(self.stream.id, self.index, pts_s, time.time(), image, FullFrame(frame))
                 self.index += 1
                 self.metrics.frames_decoded.labels(self.stream.id).inc()
