@@ -56,3 +56,20 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     assert result["method"] in ("entropy", "percentile")
     assert report["best_face"] >= 0.97, report
     assert report["rank_correlation"] >= 0.95, report
+
+
+def test_first_layer_and_head_stay_float():
+    import onnx
+    from onnx import helper
+
+    from calibration.quantize import float_nodes
+
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="first"),
+             helper.make_node("Relu", ["a"], ["b"], name="mid"),
+             helper.make_node("Conv", ["b", "w2"], ["c"], name="body"),
+             helper.make_node("GlobalAveragePool", ["c"], ["d"], name="pool"),
+             helper.make_node("Gemm", ["d", "w3"], ["e"], name="fc"),
+             helper.make_node("Sigmoid", ["e"], ["y"], name="sigmoid")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    assert set(float_nodes(helper.make_model(graph))) == {"first", "fc", "sigmoid"}
