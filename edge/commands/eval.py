@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 
 EVALUATIONS = {
-    "selection": "pipelines.selection.evaluate",
     "sr": "pipelines.sr.evaluate",
 }
 
