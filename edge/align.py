@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from insightface.utils import face_align
+
+# insightface 2.1 calls SimilarityTransform.estimate, deprecated (not changed) in scikit-image 0.26.
+warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
 
 ALIGNED_SIZE = 112
 

@@ -12,6 +12,9 @@ from .errors import FaceEdgeError
 
 # name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS = {
+    "run": ("edge.commands.run", "run the pipeline on streams, an RTSP URL or a file"),
+    "demo": ("edge.commands.demo", "build a clip from bundled photos, run the pipeline on it, save what it publishes"),
+    "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
     "train": ("edge.commands.train", "train a model (sr)"),
     "eval": ("edge.commands.eval", "evaluate a model side by side with its baselines (sr)"),
     "doctor": ("edge.commands.doctor", "report the install, backends and models"),

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "faceedge.yaml"
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "file", "udp", "tcp", "srt")
 
 
@@ -48,8 +47,9 @@ class SourceConfig(Section):
     # Retries after a failure; null retries for ever (cameras come back).
     max_retries: int | None = Field(None, ge=0)
     queue_size: int = Field(8, ge=1)
-    # When the queue is full the oldest frame is dropped (live video: newest wins).
-    drop_policy: Literal["drop_oldest", "block"] = "drop_oldest"
+    # Full queue: drop_oldest (newest frame wins), block (decoder waits), auto: drop_oldest
+    # for live URLs, block for files.
+    drop_policy: Literal["auto", "drop_oldest", "block"] = "auto"
     decoder_threads: int = Field(0, ge=0)
 
 
@@ -62,7 +62,6 @@ class DetectConfig(Section):
     nms_threshold: float = Field(0.3, ge=0, le=1)
     # Shorter side of the face box in source pixels below which a face is ignored.
     min_face: int = Field(16, ge=0)
-    every_n_frames: int = Field(1, ge=1)
 
 
 class TrackConfig(Section):

@@ -6,7 +6,7 @@ better. Scorers are chosen in config (`select.scorer`) through `make_scorer`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import cv2
@@ -25,6 +25,7 @@ class Candidate:
     frame_index: int = 0
     pts_s: float | None = None
     context: np.ndarray | None = None  # face with margin, cut from the full-resolution frame
+    wall: float = 0.0  # Unix time the frame was decoded
 
     def touches_edge(self, margin: int) -> bool:
         x1, y1, x2, y2 = self.detection.bbox
@@ -91,7 +92,6 @@ class BestFace:
     first_wall: float = 0.0
     last_wall: float = 0.0
     last_published_wall: float | None = None
-    extra: dict = field(default_factory=dict)
 
     def offer(self, candidate: Candidate, score: float, rejected: bool, wall: float) -> bool:
         """Count the sighting; keep the candidate if it beats the current best.
@@ -106,7 +106,7 @@ class BestFace:
         self.last_pts_s = candidate.pts_s
         self.last_wall = wall
         if (not rejected, score) > (not self.rejected, self.score):
-            self.candidate, self.score, self.rejected = candidate, float(score), rejected
+            self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
             return True
         return False
 

@@ -1,0 +1,108 @@
+"""Prometheus metrics (`faceedge_` prefix, `stream` label) and the HTTP endpoint serving
+`/metrics` and `/healthz` (each stream's state and last error, credentials masked)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+
+log = logging.getLogger("faceedge.metrics")
+
+STAGES = ("decode", "detect", "track", "select", "enhance", "publish")
+STREAM_STATES = ("connecting", "live", "retrying", "finished", "failed", "stopped")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
+
+
+class Metrics:
+    """All of faceedge's metrics, in a registry of their own (one per pipeline)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames_decoded = Counter("faceedge_frames_decoded_total", "Frames decoded", ["stream"], registry=r)
+        self.frames_processed = Counter("faceedge_frames_processed_total", "Frames run through detection and tracking",
+                                        ["stream"], registry=r)
+        self.frames_dropped = Counter("faceedge_frames_dropped_total",
+                                      "Decoded frames discarded because the stream's queue was full", ["stream"],
+                                      registry=r)
+        self.faces_detected = Counter("faceedge_faces_detected_total", "Faces found by the detector", ["stream"],
+                                      registry=r)
+        self.tracks_active = Gauge("faceedge_tracks_active", "Confirmed tracks currently followed", ["stream"],
+                                   registry=r)
+        self.tracks_ended = Counter("faceedge_tracks_ended_total", "Confirmed tracks that ended", ["stream"],
+                                    registry=r)
+        self.faces_published = Counter("faceedge_faces_published_total", "Face messages sent", ["stream", "event"],
+                                       registry=r)
+        self.publish_dropped = Counter("faceedge_publish_dropped_total",
+                                       "Face messages ZeroMQ refused at its send high-water mark", ["stream"],
+                                       registry=r)
+        self.reconnects = Counter("faceedge_reconnects_total", "Attempts to reopen a stream after it failed or ended",
+                                  ["stream"], registry=r)
+        self.stream_up = Gauge("faceedge_stream_state", "1 for the state each stream is in", ["stream", "state"],
+                               registry=r)
+        self.stage_seconds = Histogram("faceedge_stage_seconds", "Time spent per frame (or per event) in each stage",
+                                       ["stream", "stage"], buckets=LATENCY_BUCKETS, registry=r)
+        self.streams: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def stream_state(self, stream: str, state: str, error: str | None = None) -> None:
+        with self._lock:
+            info = self.streams.setdefault(stream, {"state": state, "last_error": ""})
+            info["state"] = state
+            if error:
+                info["last_error"] = error
+        for known in STREAM_STATES:
+            self.stream_up.labels(stream, known).set(1 if known == state else 0)
+
+    def health(self) -> dict:
+        with self._lock:
+            streams = {name: dict(info) for name, info in self.streams.items()}
+        healthy = bool(streams) and all(s["state"] in ("live", "connecting", "finished") for s in streams.values())
+        return {"healthy": healthy, "streams": streams}
+
+
+class MetricsServer:
+    """Serves /metrics (Prometheus text format) and /healthz (JSON) on one port."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int):
+        registry = metrics.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                    body, status = encoder(registry), 200
+                elif path == "/healthz":
+                    health = metrics.health()
+                    body, status = json.dumps(health).encode(), 200 if health["healthy"] else 503
+                    content_type = "application/json"
+                else:
+                    body, status, content_type = b"not found: try /metrics or /healthz\n", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # scrapes are not worth a log line each
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http", daemon=True)
+
+    def start(self) -> "MetricsServer":
+        self.thread.start()
+        log.info("metrics on http://%s:%d/metrics", self.httpd.server_address[0], self.port)
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

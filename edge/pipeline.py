@@ -1,0 +1,295 @@
+"""Where the threads and queues are wired: sources -> worker -> publisher.
+
+- one `VideoSource` thread per stream decodes into that stream's `FrameBuffer`;
+- the worker (the thread calling `run`) takes frames from every stream in turn and runs
+  detect -> track -> select, so inference is shared by all streams;
+- the publisher thread enhances winners, encodes JPEGs and sends them, so a slow JPEG
+  or SR never stalls detection.
+A stopped pipeline (signal, or every stream finished) processes the frames already
+decoded, then publishes the best face of every live track before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .align import align_face, context_box
+from .config import Config
+from .detect import Detection, ScrfdDetector, YuNetDetector
+from .enhance import make_enhancer
+from .metrics import Metrics, MetricsServer
+from .publish import Publisher, encode_message
+from .select import BestFace, Candidate, make_scorer
+from .source import FrameBuffer, FramePacket, StreamEvent, VideoSource, is_live_url, mask_url
+from .track import FaceTracker
+
+log = logging.getLogger("faceedge.pipeline")
+
+
+def make_detector(config: Config):
+    cfg = config.detect
+    if cfg.kind == "scrfd":
+        return ScrfdDetector(cfg.model, score_threshold=cfg.score_threshold)
+    return YuNetDetector(cfg.model, score_threshold=cfg.score_threshold, nms_threshold=cfg.nms_threshold,
+                         threads=config.inference.threads)
+
+
+def stream_id_for(url: str) -> str:
+    """A stream id derived from a file name or URL path, e.g. people_1080p."""
+    stem = re.sub(r"\.[A-Za-z0-9]+$", "", url.rstrip("/").rsplit("/", 1)[-1])
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:64] or "cam0"
+
+
+@dataclass
+class PublishJob:
+    meta: dict
+    candidate: Candidate
+
+
+@dataclass
+class StreamState:
+    """What the worker keeps per stream (touched by the worker thread only)."""
+
+    source: VideoSource
+    buffer: FrameBuffer
+    tracker: FaceTracker
+    best: dict = field(default_factory=dict)  # track key -> BestFace
+    public_ids: dict = field(default_factory=dict)  # track key -> published track id
+    next_track_id: int = 1
+    finished: bool = False
+    failed: str = ""
+
+
+class Pipeline:
+    def __init__(self, config: Config, *, detector=None, scorer=None, enhancer=None, metrics: Metrics | None = None):
+        if not config.streams:
+            from .errors import ConfigError
+
+            raise ConfigError("no streams configured: give --rtsp URL, --input FILE or 'streams' in the config")
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.detector = detector or make_detector(config)
+        self.scorer = scorer or make_scorer(config.select)
+        self.enhancer = enhancer or make_enhancer(config.enhance)
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self.jobs: queue.Queue = queue.Queue()
+        self.publisher: Publisher | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.streams: dict[str, StreamState] = {}
+        for stream in config.streams:
+            if stream.id in self.streams:
+                from .errors import ConfigError
+
+                raise ConfigError(f"streams: duplicate stream id {stream.id!r}")
+            policy = config.source.drop_policy
+            block = policy == "block" or (policy == "auto" and not is_live_url(stream.url))
+            buffer = FrameBuffer(config.source.queue_size, block, self.wake,
+                                 on_drop=self.metrics.frames_dropped.labels(stream.id).inc)
+            source = VideoSource(stream, config.source, config.detect.input_size, buffer, self.metrics,
+                                 self.stop_event)
+            self.streams[stream.id] = StreamState(source, buffer, self._new_tracker())
+            self.metrics.stream_state(stream.id, "connecting")
+        self._publisher_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
+
+    def _new_tracker(self) -> FaceTracker:
+        t = self.config.track
+        return FaceTracker(t.distance_threshold, t.hit_counter_max, t.initialization_delay, t.point_score_threshold)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.config
+        self.publisher = Publisher(cfg.publish.bind, cfg.publish.send_hwm, cfg.publish.linger_s)
+        if cfg.metrics.enabled:
+            self.metrics_server = MetricsServer(self.metrics, cfg.metrics.host, cfg.metrics.port).start()
+        self._publisher_thread.start()
+        for name, state in self.streams.items():
+            log.info("stream %s: opening %s", name, mask_url(state.source.stream.url))
+            state.source.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+
+    def run(self) -> int:
+        """Process until stopped or every stream finished; returns 1 if a stream failed."""
+        self.start()
+        try:
+            self._work()
+        finally:
+            self._shutdown()
+        failed = [name for name, s in self.streams.items() if s.failed]
+        return 1 if failed else 0
+
+    def _work(self) -> None:
+        while True:
+            busy = False
+            for name, state in self.streams.items():
+                item = state.buffer.get_nowait()
+                if item is None:
+                    continue
+                busy = True
+                if isinstance(item, StreamEvent):
+                    self._on_event(state, item)
+                else:
+                    self._process(state, item)
+            if busy:
+                continue
+            if all(s.finished for s in self.streams.values()):
+                return
+            if self.stop_event.is_set() and not any(s.source.is_alive() for s in self.streams.values()):
+                return
+            self.wake.wait(0.1)
+            self.wake.clear()
+
+    def _shutdown(self) -> None:
+        self.stop_event.set()
+        for name, state in self.streams.items():
+            self._end_tracks(name, state, list(state.best))
+        self.jobs.put(None)
+        self._publisher_thread.join()
+        for state in self.streams.values():
+            state.source.join(timeout=5)
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+
+    # -- worker ------------------------------------------------------------------------------------
+
+    def _on_event(self, state: StreamState, event: StreamEvent) -> None:
+        if event.kind == "disconnected":
+            # A gap in the video: tracks cannot continue across it, so each ends with its best face.
+            self._end_tracks(event.stream, state, list(state.best))
+            state.tracker = self._new_tracker()
+        elif event.kind == "finished":
+            self._end_tracks(event.stream, state, list(state.best))
+            state.finished = True
+            if event.detail not in ("end of file", "stopped"):
+                state.failed = event.detail
+
+    def _process(self, state: StreamState, packet: FramePacket) -> None:
+        stream = packet.stream
+        stage = self.metrics.stage_seconds
+        started = time.perf_counter()
+        sx, sy = packet.scale
+        min_face = self.config.detect.min_face
+        detections = [d.scaled(sx, sy) for d in self.detector.detect(packet.image)]
+        detections = [d for d in detections if d.size >= min_face]
+        detected = time.perf_counter()
+        stage.labels(stream, "detect").observe(detected - started)
+        self.metrics.faces_detected.labels(stream).inc(len(detections))
+
+        update = state.tracker.update(detections)
+        tracked = time.perf_counter()
+        stage.labels(stream, "track").observe(tracked - detected)
+
+        if update.matched:
+            candidates = [self._candidate(packet, det) for _, det in update.matched]
+            scores = self.scorer.score(candidates)
+            margin = self.config.select.edge_margin
+            for (key, _), cand, score in zip(update.matched, candidates, scores):
+                best = state.best.setdefault(key, BestFace(track_id=0))
+                best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
+        for key in update.confirmed:
+            if key not in state.public_ids:
+                state.public_ids[key] = state.next_track_id
+                state.next_track_id += 1
+        self._end_tracks(stream, state, update.ended)
+        self._maybe_update(stream, state, packet)
+        stage.labels(stream, "select").observe(time.perf_counter() - tracked)
+        self.metrics.tracks_active.labels(stream).set(sum(state.tracker.live().values()))
+        self.metrics.frames_processed.labels(stream).inc()
+
+    def _candidate(self, packet: FramePacket, det: Detection) -> Candidate:
+        size = self.config.select.aligned_size
+        x1, y1, x2, y2 = context_box(det.bbox, packet.full.shape, self.config.select.context_margin)
+        context, (ox, oy) = packet.full.crop_bgr(x1, y1, x2, y2)
+        aligned = align_face(context, det.landmarks - np.array([ox, oy], dtype=np.float32), size)
+        return Candidate(aligned, det, packet.full.shape, packet.index, packet.pts_s, context, packet.wall)
+
+    def _end_tracks(self, stream: str, state: StreamState, keys) -> None:
+        for key in keys:
+            best = state.best.pop(key, None)
+            track_id = state.public_ids.pop(key, None)
+            if best is None or best.candidate is None or track_id is None:
+                continue  # never confirmed: a spurious detection, not a face to publish
+            self.metrics.tracks_ended.labels(stream).inc()
+            self._queue_publish(stream, track_id, best, "best")
+
+    def _maybe_update(self, stream: str, state: StreamState, packet: FramePacket) -> None:
+        interval = self.config.publish.update_interval_s
+        if not interval:
+            return
+        for key, track_id in state.public_ids.items():
+            best = state.best.get(key)
+            if best is None or best.candidate is None:
+                continue
+            since = best.last_published_wall or best.first_wall
+            if packet.wall - since >= interval:
+                best.last_published_wall = packet.wall
+                self._queue_publish(stream, track_id, best, "update")
+
+    def _queue_publish(self, stream: str, track_id: int, best: BestFace, event: str) -> None:
+        cand = best.candidate
+        det = cand.detection
+        meta = {
+            "schema": "faceedge.face/1",
+            "event": event,
+            "stream": stream,
+            "track_id": track_id,
+            "frame_index": cand.frame_index,
+            "pts_s": cand.pts_s,
+            "wall_time": datetime.fromtimestamp(cand.wall, timezone.utc).isoformat(),
+            "bbox": [round(float(v), 1) for v in det.bbox],
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in det.landmarks],
+            "det_score": round(float(det.score), 4),
+            "score": round(float(best.score), 6),
+            "scorer": {"name": self.scorer.name, "version": self.scorer.version},
+            "sr_applied": False,
+            "sr_model": None,
+            "edge_rejected": best.rejected,
+            "frames_seen": best.frames_seen,
+            "track_duration_s": round(best.duration_s, 3),
+        }
+        self.jobs.put(PublishJob(meta, cand))
+
+    # -- publisher thread -----------------------------------------------------------------------------
+
+    def _publish_loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                self._publish(job)
+            except Exception:  # one bad face must not stop the faces queued behind it
+                log.exception("stream %s: track %s: publishing failed", job.meta["stream"], job.meta["track_id"])
+
+    def _publish(self, job: PublishJob) -> None:
+        stage = self.metrics.stage_seconds
+        stream = job.meta["stream"]
+        started = time.perf_counter()
+        enhanced = self.enhancer.enhance(job.candidate)
+        enhanced_at = time.perf_counter()
+        stage.labels(stream, "enhance").observe(enhanced_at - started)
+        meta = dict(job.meta, sr_applied=enhanced.sr_applied, sr_model=enhanced.model)
+        original = job.candidate.aligned if enhanced.sr_applied else None
+        parts = encode_message(meta, enhanced.face, enhanced.context, original,
+                               self.config.publish.jpeg_quality)
+        if self.publisher.send(parts):
+            self.metrics.faces_published.labels(stream, meta["event"]).inc()
+        else:
+            self.metrics.publish_dropped.labels(stream).inc()
+            log.warning("stream %s: track %s face not delivered: a subscriber is at its high-water mark",
+                        stream, meta["track_id"])
+        stage.labels(stream, "publish").observe(time.perf_counter() - enhanced_at)

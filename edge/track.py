@@ -1,0 +1,69 @@
+"""Tracking with norfair: the 5 landmarks of each face are the tracked points.
+
+Distances are landmark displacements measured in face sizes, so one threshold works
+for faces near and far. A track is reported (gets an id) after `initialization_delay`
+hits and ends after `hit_counter_max` frames without a match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import norfair
+import numpy as np
+
+from .detect import Detection
+
+
+def landmark_distance(detection: norfair.Detection, tracked: norfair.tracker.TrackedObject) -> float:
+    """Mean landmark displacement divided by the face's box size."""
+    face: Detection = detection.data
+    displacement = np.linalg.norm(detection.points - tracked.estimate, axis=1).mean()
+    return float(displacement / max(face.size, 1.0))
+
+
+@dataclass
+class TrackUpdate:
+    matched: list[tuple[object, Detection]]  # (track key, detection) for tracks seen in this frame
+    ended: list[object]  # keys of tracks dropped by the tracker in this frame
+    confirmed: set  # keys of tracks past their initialisation delay (live or just ended)
+
+
+class FaceTracker:
+    """Wraps one norfair.Tracker per stream; keys are stable from a track's first sighting."""
+
+    def __init__(self, distance_threshold: float = 0.7, hit_counter_max: int = 10, initialization_delay: int = 2,
+                 point_score_threshold: float = 0.0):
+        self.tracker = norfair.Tracker(
+            distance_function=landmark_distance,
+            distance_threshold=distance_threshold,
+            hit_counter_max=hit_counter_max,
+            initialization_delay=initialization_delay,
+            detection_threshold=point_score_threshold,
+        )
+        self._alive: dict[int, norfair.tracker.TrackedObject] = {}
+
+    def update(self, detections: list[Detection], period: int = 1) -> TrackUpdate:
+        norfair_dets = [
+            norfair.Detection(points=d.landmarks.astype(np.float64), scores=np.full(5, d.score), data=d)
+            for d in detections
+        ]
+        self.tracker.update(detections=norfair_dets, period=period)
+        seen = {id(d) for d in norfair_dets}
+        matched, confirmed = [], set()
+        alive_now = {}
+        for obj in self.tracker.tracked_objects:
+            key = obj.initializing_id
+            alive_now[key] = obj
+            if obj.id is not None:
+                confirmed.add(key)
+            if id(obj.last_detection) in seen:
+                matched.append((key, obj.last_detection.data))
+        ended = [key for key in self._alive if key not in alive_now]
+        confirmed.update(key for key in ended if self._alive[key].id is not None)
+        self._alive = alive_now
+        return TrackUpdate(matched, ended, confirmed)
+
+    def live(self) -> dict:
+        """Keys of live tracks -> whether each is confirmed."""
+        return {key: obj.id is not None for key, obj in self._alive.items()}
