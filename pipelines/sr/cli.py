@@ -19,12 +19,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--blocks", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=40, help="steps per epoch")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=50, help="steps per epoch")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--identity-weight", type=float, default=0.1, help="lambda of 1 - cosine (0 disables)")
     parser.add_argument("--identity-batch", type=int, default=4, help="faces per step sent through SFace")
+    parser.add_argument("--identity-every", type=int, default=2, help="identity term on every k-th step")
     parser.add_argument("--gan-weight", type=float, default=1e-4)
     parser.add_argument("--no-adaptive", action="store_true", help="fixed degradation severity")
     parser.add_argument("--severity", type=float, default=1.0, help="starting degradation severity (0, 1]")
@@ -32,6 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-psnr-drop", type=float, default=0.3, help="pruning quality check, dB")
     parser.add_argument("--no-distill", action="store_true", help="fine-tune the pruned student without the teacher")
     parser.add_argument("--student-epochs", type=int, default=4)
+    parser.add_argument("--teacher", default=None, help="start from this teacher checkpoint (.pt), skip its training")
     parser.add_argument("--holdout", type=float, default=HOLDOUT_FRACTION, help="fraction of identities held out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -47,7 +49,7 @@ def run(args) -> int:
     from .export import cpu_latency_ms, export_onnx, parity
     from .losses import LossWeights
     from .models import count_macs, count_parameters
-    from .train import TrainConfig, Trainer
+    from .train import TrainConfig, Trainer, load_generator
 
     torch.set_num_threads(args.threads)
     try:
@@ -62,7 +64,7 @@ def run(args) -> int:
         steps_per_epoch=args.steps, batch=args.batch, lr=args.lr,
         weights=LossWeights(gan=args.gan_weight, identity=args.identity_weight,
                             distill=0.0 if args.no_distill else 1.0),
-        identity_batch=args.identity_batch, adaptive=not args.no_adaptive, severity=args.severity,
+        identity_batch=args.identity_batch, identity_every=args.identity_every, adaptive=not args.no_adaptive, severity=args.severity,
         prune_ratio=args.prune_ratio, max_psnr_drop=args.max_psnr_drop, distill=not args.no_distill,
         student_epochs=args.student_epochs, seed=args.seed)
     recognizer = None
@@ -72,7 +74,7 @@ def run(args) -> int:
         recognizer = SFaceTorch()
     out = Path(args.out)
     trainer = Trainer(config, PairSampler(sources, args.scale, args.severity, seed=args.seed), recognizer)
-    result = trainer.run(out)
+    result = trainer.run(out, load_generator(Path(args.teacher)) if args.teacher else None)
     final = trainer.final
     onnx_path = export_onnx(final, out / "sr.onnx", {"name": "sr", "version": out.name,
                                                      "inner": json.dumps(final.config["inner"])})

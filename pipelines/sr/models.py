@@ -3,7 +3,8 @@
 Images are BGR in 0..1, NCHW. The generator maps a (112/scale)^2 face to 112x112 as
 bicubic(x) + residual: the image-level skip means it only learns the missing detail,
 which is what a few dozen training faces can teach. Inside, residual blocks (local skips)
-and a long skip around the body; each block's inner width is what pruning cuts.
+and a long skip around the body; each block's inner width is what pruning cuts. Leaky ReLUs: with plain ReLUs the
+small residual path died early in training and the generator stayed exactly bicubic.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(inner, channels, 3, padding=1)
 
     def forward(self, x):
-        return x + self.conv2(F.relu(self.conv1(x)))
+        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
 class Generator(nn.Module):
@@ -40,9 +41,14 @@ class Generator(nn.Module):
         self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
         stages = []
         for _ in range(int(math.log2(scale)) - 1):
-            stages += [nn.Conv2d(channels, channels * 4, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]
+            stages += [nn.Conv2d(channels, channels * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.2)]
         stages += [nn.Conv2d(channels, 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
         self.upsample = nn.Sequential(*stages)
+        # Start close to bicubic (small residual) but not at zero, which would stall the
+        # gradient to every earlier layer for the first few hundred steps.
+        with torch.no_grad():
+            stages[-2].weight.mul_(0.1)
+            stages[-2].bias.zero_()
 
     @property
     def lr_size(self) -> int:

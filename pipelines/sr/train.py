@@ -40,6 +40,7 @@ class TrainConfig:
     lr: float = 1e-3
     weights: LossWeights = field(default_factory=LossWeights)
     identity_batch: int = 4  # faces per step that go through SFace
+    identity_every: int = 2  # SFace costs ~10x the generator: identity term on every k-th step
     adaptive: bool = True
     severity: float = 1.0  # starting severity (the only one when adaptive is off)
     prune_ratio: float = 0.0
@@ -82,7 +83,7 @@ class Trainer:
         low, high = check.batch(32)
         self.check_low, self.check_high = to_tensor(low), to_tensor(high)
 
-    def _step(self, gen, opt_g, opt_d, teacher=None) -> dict[str, float]:
+    def _step(self, gen, opt_g, opt_d, teacher=None, with_identity: bool = True) -> dict[str, float]:
         cfg = self.config
         low, high = (to_tensor(a) for a in self.sampler.batch(cfg.batch))
         restored = gen(low)
@@ -93,7 +94,7 @@ class Trainer:
         opt_d.step()
         # Generator: joint loss.
         terms = {"l1": F.l1_loss(restored, high), "gan": generator_gan_loss(self.disc(restored))}
-        if self.recognizer is not None and cfg.weights.identity > 0:
+        if self.recognizer is not None and cfg.weights.identity > 0 and with_identity:
             n = cfg.identity_batch
             terms["identity"] = identity_loss(self.recognizer.embed_bgr01, restored[:n], high[:n])
         if teacher is not None and cfg.distill:
@@ -124,15 +125,17 @@ class Trainer:
             gen.train()
             started, sums = time.perf_counter(), {}
             bar = tqdm(range(cfg.steps_per_epoch), desc=f"{stage} {epoch + 1}/{epochs}", leave=False)
-            for _ in bar:
-                for key, value in self._step(gen, opt_g, opt_d, teacher).items():
+            counts = {}
+            for step in bar:
+                for key, value in self._step(gen, opt_g, opt_d, teacher, step % cfg.identity_every == 0).items():
                     sums[key] = sums.get(key, 0.0) + value
+                    counts[key] = counts.get(key, 0) + 1
                 sched.step()
                 bar.set_postfix(l1=f"{sums['l1'] / (bar.n + 1):.4f}")
             gen.eval()
             record = {"stage": stage, "epoch": epoch + 1, "severity": self.sampler.severity,
                       "seconds": time.perf_counter() - started,
-                      **{k: v / cfg.steps_per_epoch for k, v in sums.items()}, **self._factor(gen)}
+                      **{k: v / counts[k] for k, v in sums.items()}, **self._factor(gen)}
             with torch.no_grad():
                 record["check_psnr"] = psnr(gen(self.check_low), self.check_high)
             if cfg.adaptive:
@@ -141,11 +144,13 @@ class Trainer:
             log.info("%s", {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
         return gen
 
-    def run(self, out: Path) -> dict:
+    def run(self, out: Path, teacher: Generator | None = None) -> dict:
+        """Train a teacher (unless one is given), then prune and fine-tune a student if asked."""
         cfg = self.config
         out.mkdir(parents=True, exist_ok=True)
-        teacher = Generator(cfg.scale, cfg.channels, cfg.blocks)
-        self.fit(teacher, cfg.epochs, "teacher")
+        if teacher is None:
+            teacher = Generator(cfg.scale, cfg.channels, cfg.blocks)
+            self.fit(teacher, cfg.epochs, "teacher")
         save_generator(teacher, out / "teacher.pt")
         result = {"teacher": str(out / "teacher.pt")}
         final = teacher
@@ -153,7 +158,8 @@ class Trainer:
             student, report = prune_generator(teacher, cfg.prune_ratio, self.check_low, self.check_high,
                                               cfg.max_psnr_drop)
             result["pruning"] = [asdict(layer) for layer in report]
-            self.sampler.severity = self.history[-1]["severity"]
+            if self.history:
+                self.sampler.severity = self.history[-1]["severity"]
             self.fit(student, cfg.student_epochs, "student", teacher if cfg.distill else None)
             save_generator(student, out / "student.pt")
             result["student"] = str(out / "student.pt")
