@@ -231,3 +231,17 @@ def test_fusion_mask_is_soft_and_leaves_the_context_alone_far_from_the_face():
     # No seam: along any row through the face the change ramps up over several pixels.
     row = changed[changed.shape[0] // 2]
     assert np.abs(np.diff(row)).max() < 60
+
+
+def test_enhance_config_defaults_and_gate_setting():
+    from edge.config import EnhanceConfig, load_config
+    from edge.enhance import PassThrough, make_enhancer
+    from edge.errors import ConfigError
+
+    defaults = EnhanceConfig()
+    assert defaults.enabled and defaults.model == "weights:sr.onnx" and defaults.iod_threshold == 18.0
+    config = load_config(overrides=["enhance.iod_threshold=24", "enhance.enabled=false"])
+    assert config.enhance.iod_threshold == 24.0
+    assert isinstance(make_enhancer(config.enhance), PassThrough)
+    with pytest.raises(ConfigError):
+        load_config(overrides=["enhance.iod=3"])

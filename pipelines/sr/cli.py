@@ -33,7 +33,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-psnr-drop", type=float, default=0.3, help="pruning quality check, dB")
     parser.add_argument("--no-distill", action="store_true", help="fine-tune the pruned student without the teacher")
     parser.add_argument("--student-epochs", type=int, default=4)
-    parser.add_argument("--teacher", default=None, help="start from this teacher checkpoint (.pt), skip its training")
+    parser.add_argument("--teacher", default=None, help="use this teacher checkpoint (.pt) and skip its training")
+    parser.add_argument("--init", default=None, help="train the teacher on from this checkpoint (.pt), e.g. a "
+                        "pixel-loss model fine-tuned with the identity term")
     parser.add_argument("--holdout", type=float, default=HOLDOUT_FRACTION, help="fraction of identities held out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -74,7 +76,8 @@ def run(args) -> int:
         recognizer = SFaceTorch()
     out = Path(args.out)
     trainer = Trainer(config, PairSampler(sources, args.scale, args.severity, seed=args.seed), recognizer)
-    result = trainer.run(out, load_generator(Path(args.teacher)) if args.teacher else None)
+    result = trainer.run(out, teacher=load_generator(Path(args.teacher)) if args.teacher else None,
+                         init=load_generator(Path(args.init)) if args.init else None)
     final = trainer.final
     onnx_path = export_onnx(final, out / "sr.onnx", {"name": "sr", "version": out.name,
                                                      "inner": json.dumps(final.config["inner"])})

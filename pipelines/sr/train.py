@@ -34,8 +34,8 @@ class TrainConfig:
     scale: int = 4
     channels: int = 32
     blocks: int = 4
-    epochs: int = 8
-    steps_per_epoch: int = 40
+    epochs: int = 10
+    steps_per_epoch: int = 50
     batch: int = 16
     lr: float = 1e-3
     weights: LossWeights = field(default_factory=LossWeights)
@@ -144,12 +144,13 @@ class Trainer:
             log.info("%s", {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
         return gen
 
-    def run(self, out: Path, teacher: Generator | None = None) -> dict:
-        """Train a teacher (unless one is given), then prune and fine-tune a student if asked."""
+    def run(self, out: Path, teacher: Generator | None = None, init: Generator | None = None) -> dict:
+        """Train a teacher (from scratch, or on from `init`; skipped when `teacher` is given),
+        then prune and fine-tune a student if asked."""
         cfg = self.config
         out.mkdir(parents=True, exist_ok=True)
         if teacher is None:
-            teacher = Generator(cfg.scale, cfg.channels, cfg.blocks)
+            teacher = init if init is not None else Generator(cfg.scale, cfg.channels, cfg.blocks)
             self.fit(teacher, cfg.epochs, "teacher")
         save_generator(teacher, out / "teacher.pt")
         result = {"teacher": str(out / "teacher.pt")}
