@@ -245,3 +245,16 @@ def test_enhance_config_defaults_and_gate_setting():
     assert isinstance(make_enhancer(config.enhance), PassThrough)
     with pytest.raises(ConfigError):
         load_config(overrides=["enhance.iod=3"])
+
+
+def test_shipped_model_is_small_and_restores():
+    from edge.model_files import resolve_model
+
+    assert resolve_model("weights:sr.onnx").stat().st_size <= 5 * 2**20
+    shipped = SuperResolver()
+    assert shipped.scale == 4 and shipped.lr_size == 28 and shipped.name == "sr:1"
+    face = _face_image()
+    restored = shipped.restore(shipped.lowres(face))
+    assert restored.shape == (1, 112, 112, 3) and restored.dtype == np.uint8
+    # It restores towards the picture, not away from it: closer than a flat grey face.
+    assert np.abs(restored[0].astype(int) - face).mean() < np.abs(128 - face.astype(int)).mean()

@@ -10,7 +10,8 @@ from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-HOLDOUT_FRACTION = 0.3  # identities held out for `faceedge eval sr` (same hash split as selection)
+# Identities held out for `faceedge eval sr`: the selection trainer's split (same hash, salt, fraction).
+HOLDOUT_FRACTION = 0.35
 
 
 def add_arguments(parser) -> None:
@@ -29,6 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gan-weight", type=float, default=1e-4)
     parser.add_argument("--no-adaptive", action="store_true", help="fixed degradation severity")
     parser.add_argument("--severity", type=float, default=1.0, help="starting degradation severity (0, 1]")
+    parser.add_argument("--clean-fraction", type=float, default=0.25,
+                        help="share of training inputs that are plain area downsamples (no recipe)")
     parser.add_argument("--prune-ratio", type=float, default=0.0, help="per-layer channel pruning ratio (0 disables)")
     parser.add_argument("--max-psnr-drop", type=float, default=0.3, help="pruning quality check, dB")
     parser.add_argument("--no-distill", action="store_true", help="fine-tune the pruned student without the teacher")
@@ -38,6 +41,7 @@ def add_arguments(parser) -> None:
                         "pixel-loss model fine-tuned with the identity term")
     parser.add_argument("--holdout", type=float, default=HOLDOUT_FRACTION, help="fraction of identities held out")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--version", default="1", help="model version written into the ONNX metadata")
     parser.add_argument("--threads", type=int, default=1)
 
 
@@ -75,11 +79,12 @@ def run(args) -> int:
 
         recognizer = SFaceTorch()
     out = Path(args.out)
-    trainer = Trainer(config, PairSampler(sources, args.scale, args.severity, seed=args.seed), recognizer)
+    trainer = Trainer(config, PairSampler(sources, args.scale, args.severity, seed=args.seed,
+                                              clean_fraction=args.clean_fraction), recognizer)
     result = trainer.run(out, teacher=load_generator(Path(args.teacher)) if args.teacher else None,
                          init=load_generator(Path(args.init)) if args.init else None)
     final = trainer.final
-    onnx_path = export_onnx(final, out / "sr.onnx", {"name": "sr", "version": out.name,
+    onnx_path = export_onnx(final, out / "sr.onnx", {"name": "sr", "version": args.version,
                                                      "inner": json.dumps(final.config["inner"])})
     summary = {
         "parameters": count_parameters(final), "macs": count_macs(final, final.lr_size),

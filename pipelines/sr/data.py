@@ -75,13 +75,20 @@ def jittered_face(source: Source, rng: np.random.Generator, shift: float = 0.03,
 class PairSampler:
     """Random (low-res, high-res) BGR uint8 pairs; `severity` is what adaptive degradation turns."""
 
-    def __init__(self, sources: list[Source], scale: int = 4, severity: float = 1.0, seed: int = 0):
+    def __init__(self, sources: list[Source], scale: int = 4, severity: float = 1.0, seed: int = 0,
+                 clean_fraction: float = 0.0):
         if not sources:
             raise ValueError("no training faces passed the quality floor")
         self.sources, self.scale, self.severity = sources, scale, severity
+        self.clean_fraction = clean_fraction
         self.rng = np.random.default_rng(seed)
 
     def degrade(self, face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Seed 003's recipe, or (with probability `clean_fraction`) a plain area downsample:
+        a distant face from a clean camera, which the recipe alone almost never produces."""
+        if self.clean_fraction > 0 and rng.random() < self.clean_fraction:
+            size = (face.shape[1] // self.scale, face.shape[0] // self.scale)
+            return cv2.resize(face, size, interpolation=cv2.INTER_AREA)
         return Degradation(probabilities=dict(SR_STEPS), severity=self.severity).low_res(face, self.scale, rng).image
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .cli import HOLDOUT_FRACTION  # one identity split for training and evaluation
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default="weights:sr.onnx", help="the shipped generator (ONNX)")
     parser.add_argument("--teacher", default=None, help="unpruned teacher (.onnx or .pt) to compare as well")
     parser.add_argument("--all-identities", action="store_true", help="evaluate every identity, not only held-out")
-    parser.add_argument("--holdout", type=float, default=0.3)
+    parser.add_argument("--holdout", type=float, default=HOLDOUT_FRACTION, help="fraction of identities held out")
     parser.add_argument("--clean", action="store_true", help="probes by area downsampling only (no recipe)")
     parser.add_argument("--seed", type=int, default=0)
 
