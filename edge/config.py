@@ -11,7 +11,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -29,6 +29,9 @@ class StreamConfig(Section):
     # Decode-side options: real-time pacing for files, loop a file forever (demo/soak).
     realtime: bool = False
     loop: bool = False
+    # Per-stream overrides of detect.input_size and detect.min_face (null: use detect's).
+    input_size: int | None = Field(None, ge=64, le=4096)
+    min_face: int | None = Field(None, ge=0)
 
     @field_validator("url")
     @classmethod
@@ -43,7 +46,8 @@ class SourceConfig(Section):
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(10.0, gt=0)
     reconnect_initial_s: float = Field(0.5, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    # Capped so that a camera is back within a few seconds of returning, even after a long outage.
+    reconnect_max_s: float = Field(4.0, gt=0)
     # Retries after a failure; null retries for ever (cameras come back).
     max_retries: int | None = Field(None, ge=0)
     queue_size: int = Field(8, ge=1)
@@ -72,7 +76,11 @@ class TrackConfig(Section):
 
 
 class SelectConfig(Section):
-    scorer: Literal["heuristic"] = "heuristic"
+    # "selection": learned P(SFace identifies this face) (seed 002); "quality": learned image quality;
+    # "heuristic": detector score x size x sharpness.
+    scorer: Literal["selection", "quality", "heuristic"] = "selection"
+    selection_model: str = "weights:selection.onnx"
+    quality_model: str = "weights:quality.onnx"
     # Reject faces whose box comes this close (pixels) to the frame border.
     edge_margin: int = Field(2, ge=0)
     context_margin: float = Field(0.5, ge=0)
@@ -89,7 +97,32 @@ class EnhanceConfig(Section):
     iod_threshold: float = Field(18.0, gt=0)
     # Blend the restored face into the upscaled context crop (seed 001's fusion).
     fuse_context: bool = True
-    threads: int = Field(1, ge=0)
+
+
+class CurveConfig(Section):
+    """ZeroMQ CURVE: encrypt every message and accept only subscribers whose public key is allowed."""
+
+    enabled: bool = False
+    # The server's secret key file (`faceedge keys` writes NAME.key_secret); subscribers need its public half.
+    server_secret_key: str = "/etc/faceedge/keys/server.key_secret"
+    # A folder of allowed subscribers' public key files (NAME.key); re-read at start-up only.
+    allowed_clients_dir: str = "/etc/faceedge/keys/clients"
+
+
+class SpoolConfig(Section):
+    """A local, size-capped copy of every published face, for recovery when nobody was listening."""
+
+    enabled: bool = False
+    dir: str = "/var/lib/faceedge/spool"
+    max_bytes: int = Field(1_000_000_000, ge=4096)
+    # A segment (one folder of JPEGs + its JSONL) is closed at this size; whole oldest segments are deleted.
+    segment_bytes: int = Field(50_000_000, ge=1024)
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> "SpoolConfig":
+        if self.segment_bytes * 2 > self.max_bytes:
+            raise ValueError("segment_bytes must be at most half of max_bytes, so rotation can keep the cap")
+        return self
 
 
 class PublishConfig(Section):
@@ -98,6 +131,8 @@ class PublishConfig(Section):
     jpeg_quality: int = Field(90, ge=1, le=100)
     send_hwm: int = Field(1000, ge=1)
     linger_s: float = Field(2.0, ge=0)
+    curve: CurveConfig = Field(default_factory=CurveConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
 
 
 class MetricsConfig(Section):
@@ -106,8 +141,44 @@ class MetricsConfig(Section):
     port: int = Field(9108, ge=0, le=65535)
 
 
+BackendName = Literal["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"]
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class ModelPrecisions(Section):
+    # fp16 where the backend has it (TensorRT, torch CUDA), fp32 otherwise; int8 needs
+    # `faceedge build-engines --precision int8` (calibration) first.
+    detector: Precision = "fp16"
+    recognizer: Precision = "fp16"
+    selection: Precision = "fp16"
+    quality: Precision = "fp16"
+    sr: Precision = "fp16"
+
+
+class CalibrationConfig(Section):
+    # Folders of images (one sub-folder per identity) and/or videos; split by folder/segment.
+    sources: list[str] = Field(default_factory=list)
+    frames_per_source: int = Field(200, ge=1)
+    max_tracks_per_split: int = Field(100, ge=1)
+    # ONNX Runtime keeps every activation of every fit item in memory while calibrating.
+    max_fit_items: int = Field(64, ge=1)
+    methods: list[Literal["entropy", "percentile", "minmax"]] = Field(
+        default_factory=lambda: ["entropy", "percentile"], min_length=1)
+    percentile: float = Field(99.999, gt=90, le=100)
+
+
 class InferenceConfig(Section):
+    # "auto" tries `order` and keeps the first backend that works here.
+    backend: Literal["auto"] | BackendName = "auto"
+    order: list[BackendName] = Field(
+        default_factory=lambda: ["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"], min_length=1)
+    precision: ModelPrecisions = Field(default_factory=ModelPrecisions)
     threads: int = Field(0, ge=0)
+    batch_size: int = Field(32, ge=1, le=1024)
+    batch_wait_ms: float = Field(5.0, ge=0)
+    # null: <faceedge cache>/engines
+    engine_cache: str | None = None
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
 class Config(Section):

@@ -89,9 +89,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_demo(out: Path, overrides: list[str] = ()) -> dict:
+def run_demo(out: Path, overrides: list[str] = (), seconds: float = 6.0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    clip = make_clip(out / "demo_clip.mp4")
+    clip = make_clip(out / "demo_clip.mp4", seconds)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     config = load_config(None, [f"publish.bind={endpoint}", "metrics.enabled=false", *overrides],
                          {"streams": [{"id": "demo", "url": str(clip)}]})

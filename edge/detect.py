@@ -11,7 +11,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .model_files import prepare_onnx, resolve_model
+from .model_files import resolve_model
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Detector(Protocol):
 
     def detect(self, image: np.ndarray) -> list[Detection]: ...
 
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]: ...
+
 
 class YuNetDetector:
     """YuNet (2023mar) with its anchor-free heads decoded in numpy.
@@ -49,8 +51,9 @@ class YuNetDetector:
     def __init__(self, model: str = "bundled:yunet", score_threshold: float = 0.6, nms_threshold: float = 0.3,
                  min_face: int = 0, threads: int = 0, backend=None):
         from trt_engines.backends import open_backend
+        from trt_engines.models import batched_onnx
 
-        self.backend = backend or open_backend(prepare_onnx(model, dynamic_hw=True), threads=threads)
+        self.backend = backend or open_backend(batched_onnx(model, dynamic_hw=True), threads=threads)
         self.input_name = self.backend.input_names[0]
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -75,9 +78,11 @@ class YuNetDetector:
             image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
         return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
-    def decode(self, outputs: list[np.ndarray], height: int, width: int) -> list[Detection]:
+    def decode(self, outputs: list[np.ndarray], height: int, width: int, item: int = 0) -> list[Detection]:
+        """Detections of batch item `item` from the raw heads of an input of `height` x `width`."""
         names = ["cls", "obj", "bbox", "kps"]
-        heads = {f"{n}_{s}": outputs[i * 3 + j] for i, n in enumerate(names) for j, s in enumerate(self.strides)}
+        heads = {f"{n}_{s}": outputs[i * 3 + j][item:item + 1]
+                 for i, n in enumerate(names) for j, s in enumerate(self.strides)}
         boxes, scores, landmarks = [], [], []
         for stride, grid in zip(self.strides, self._grid(height, width)):
             cls = np.clip(heads[f"cls_{stride}"][0, :, 0], 0, 1)
@@ -109,9 +114,21 @@ class YuNetDetector:
         return found
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        blob = self.preprocess(image)
-        outputs = self.backend.run({self.input_name: blob})
-        return self.decode(outputs, blob.shape[2], blob.shape[3])
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """One inference call per distinct padded size (frames of several streams share one)."""
+        blobs = [self.preprocess(image) for image in images]
+        results: list[list[Detection]] = [[] for _ in images]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, blob in enumerate(blobs):
+            by_shape.setdefault(blob.shape, []).append(index)
+        for shape, indices in by_shape.items():
+            batch = np.concatenate([blobs[i] for i in indices]) if len(indices) > 1 else blobs[indices[0]]
+            outputs = self.backend.run({self.input_name: batch})
+            for item, index in enumerate(indices):
+                results[index] = self.decode(outputs, shape[2], shape[3], item)
+        return results
 
 
 class ScrfdDetector:
@@ -125,6 +142,9 @@ class ScrfdDetector:
         self.model = get_model(str(resolve_model(model)), providers=["CPUExecutionProvider"])
         self.model.prepare(ctx_id=-1, input_size=(input_size, input_size), det_thresh=score_threshold)
         self.min_face = min_face
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        return [self.detect(image) for image in images]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         boxes, kpss = self.model.detect(image)

@@ -51,9 +51,10 @@ class PassThrough:
 class SuperResolver:
     """The SR generator (ONNX): low-res aligned BGR uint8 faces -> 112x112 BGR uint8."""
 
-    def __init__(self, model: str = "weights:sr.onnx", threads: int = 1):
-        from trt_engines.backends import open_backend
+    def __init__(self, model: str = "weights:sr.onnx", inference=None, backend=None):
+        from trt_engines.models import open_model
 
+        from .config import InferenceConfig
         from .model_files import load_onnx, resolve_model, sha256_file
 
         path = resolve_model(model)
@@ -61,7 +62,7 @@ class SuperResolver:
         self.scale = int(meta.get("scale", 4))
         self.lr_size = ALIGNED_SIZE // self.scale
         self.name = f"{meta.get('name', path.stem)}:{meta.get('version', sha256_file(path)[:12])}"
-        self.backend = open_backend(path, threads=threads)
+        self.backend = backend or open_model("sr", inference or InferenceConfig(), ref=model)
         self.input_name = self.backend.input_names[0]
 
     def lowres(self, aligned: np.ndarray) -> np.ndarray:
@@ -142,10 +143,10 @@ class SREnhancer:
                         original_face=candidate.aligned, original_context=candidate.context)
 
 
-def make_enhancer(config, context_margin: float = 0.5) -> Enhancer:
-    """Build from the `enhance` config section; pass `select.context_margin` so fusion
-    finds the context crop's origin in the frame."""
+def make_enhancer(config, inference=None, context_margin: float = 0.5) -> Enhancer:
+    """Build from the `enhance` section, on the `inference` section's backend; pass
+    `select.context_margin` so fusion finds the context crop's origin in the frame."""
     if not config.enabled:
         return PassThrough()
-    return SREnhancer(SuperResolver(config.model, threads=config.threads), config.iod_threshold,
-                      config.fuse_context, context_margin)
+    return SREnhancer(SuperResolver(config.model, inference), config.iod_threshold, config.fuse_context,
+                      context_margin)

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
+from trt_engines.info import register_model_info
+
 log = logging.getLogger("faceedge.metrics")
 
 STAGES = ("decode", "detect", "track", "select", "enhance", "publish")
@@ -21,8 +23,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.6
 class Metrics:
     """All of faceedge's metrics, in a registry of their own (one per pipeline)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self, registry: CollectorRegistry | None = None, keep_samples: bool = False):
         self.registry = registry or CollectorRegistry()
+        # Raw stage durations, for `faceedge bench` percentiles (histograms only keep buckets).
+        self.samples: dict[str, list[float]] | None = {} if keep_samples else None
         r = self.registry
         self.frames_decoded = Counter("faceedge_frames_decoded_total", "Frames decoded", ["stream"], registry=r)
         self.frames_processed = Counter("faceedge_frames_processed_total", "Frames run through detection and tracking",
@@ -47,8 +51,14 @@ class Metrics:
                                registry=r)
         self.stage_seconds = Histogram("faceedge_stage_seconds", "Time spent per frame (or per event) in each stage",
                                        ["stream", "stage"], buckets=LATENCY_BUCKETS, registry=r)
+        register_model_info(r)  # faceedge_model_info{model,backend,precision}
         self.streams: dict[str, dict] = {}
         self._lock = threading.Lock()
+
+    def observe(self, stream: str, stage: str, seconds: float) -> None:
+        self.stage_seconds.labels(stream, stage).observe(seconds)
+        if self.samples is not None:
+            self.samples.setdefault(stage, []).append(seconds)
 
     def stream_state(self, stream: str, state: str, error: str | None = None) -> None:
         with self._lock:

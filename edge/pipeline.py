@@ -1,8 +1,10 @@
 """Where the threads and queues are wired: sources -> worker -> publisher.
 
 - one `VideoSource` thread per stream decodes into that stream's `FrameBuffer`;
-- the worker (the thread calling `run`) takes frames from every stream in turn and runs
-  detect -> track -> select, so inference is shared by all streams;
+- the worker (the thread calling `run`) takes a round of frames, at most one per stream,
+  and runs detect -> track -> select on the round: one detector call for frames of the
+  same size and one scorer call for every face of the round, so inference is shared
+  and batched across streams;
 - the publisher thread enhances winners, encodes JPEGs and sends them, so a slow JPEG
   or SR never stalls detection.
 A stopped pipeline (signal, or every stream finished) processes the frames already
@@ -26,8 +28,10 @@ from .config import Config
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
 from .metrics import Metrics, MetricsServer
+from .notify import SystemdNotifier
 from .publish import Publisher, encode_message
 from .select import BestFace, Candidate, make_scorer
+from .spool import Spool
 from .source import FrameBuffer, FramePacket, StreamEvent, VideoSource, is_live_url, mask_url
 from .track import FaceTracker
 
@@ -35,11 +39,13 @@ log = logging.getLogger("faceedge.pipeline")
 
 
 def make_detector(config: Config):
+    from trt_engines.models import open_model
+
     cfg = config.detect
     if cfg.kind == "scrfd":
         return ScrfdDetector(cfg.model, score_threshold=cfg.score_threshold)
     return YuNetDetector(cfg.model, score_threshold=cfg.score_threshold, nms_threshold=cfg.nms_threshold,
-                         threads=config.inference.threads)
+                         backend=open_model("detector", config.inference, ref=cfg.model))
 
 
 def stream_id_for(url: str) -> str:
@@ -77,7 +83,7 @@ class Pipeline:
         self.config = config
         self.metrics = metrics or Metrics()
         self.detector = detector or make_detector(config)
-        self.scorer = scorer or make_scorer(config.select)
+        self.scorer = scorer or make_scorer(config.select, config.inference)
         self.enhancer = enhancer or make_enhancer(config.enhance)
         self.stop_event = threading.Event()
         self.wake = threading.Event()
@@ -94,11 +100,14 @@ class Pipeline:
             block = policy == "block" or (policy == "auto" and not is_live_url(stream.url))
             buffer = FrameBuffer(config.source.queue_size, block, self.wake,
                                  on_drop=self.metrics.frames_dropped.labels(stream.id).inc)
-            source = VideoSource(stream, config.source, config.detect.input_size, buffer, self.metrics,
-                                 self.stop_event)
+            source = VideoSource(stream, config.source, stream.input_size or config.detect.input_size, buffer,
+                                 self.metrics, self.stop_event)
             self.streams[stream.id] = StreamState(source, buffer, self._new_tracker())
             self.metrics.stream_state(stream.id, "connecting")
         self._publisher_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
+        # Operations: local face spool (None when disabled) and systemd notifications (no-op outside systemd).
+        self.spool = Spool.from_config(config.publish.spool)
+        self.notifier = SystemdNotifier()
 
     def _new_tracker(self) -> FaceTracker:
         t = self.config.track
@@ -108,13 +117,15 @@ class Pipeline:
 
     def start(self) -> None:
         cfg = self.config
-        self.publisher = Publisher(cfg.publish.bind, cfg.publish.send_hwm, cfg.publish.linger_s)
+        self.publisher = Publisher(cfg.publish.bind, cfg.publish.send_hwm, cfg.publish.linger_s,
+                                   curve=cfg.publish.curve)
         if cfg.metrics.enabled:
             self.metrics_server = MetricsServer(self.metrics, cfg.metrics.host, cfg.metrics.port).start()
         self._publisher_thread.start()
         for name, state in self.streams.items():
             log.info("stream %s: opening %s", name, mask_url(state.source.stream.url))
             state.source.start()
+        self.notifier.ready(f"{len(self.streams)} stream(s) opening")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -127,31 +138,37 @@ class Pipeline:
             self._work()
         finally:
             self._shutdown()
-        failed = [name for name, s in self.streams.items() if s.failed]
-        return 1 if failed else 0
+        for name, state in self.streams.items():
+            processed = self.metrics.frames_processed.labels(name)._value.get()
+            published = sum(self.metrics.faces_published.labels(name, e)._value.get() for e in ("best", "update"))
+            log.info("stream %s: %d frames processed, %d faces published%s", name, processed, published,
+                     f"; failed: {state.failed}" if state.failed else "")
+        return 1 if any(s.failed for s in self.streams.values()) else 0
 
     def _work(self) -> None:
         while True:
-            busy = False
-            for name, state in self.streams.items():
+            self.notifier.tick(self.metrics.health)
+            round_ = []
+            for state in self.streams.values():
                 item = state.buffer.get_nowait()
-                if item is None:
-                    continue
-                busy = True
                 if isinstance(item, StreamEvent):
                     self._on_event(state, item)
-                else:
-                    self._process(state, item)
-            if busy:
+                elif item is not None:
+                    round_.append((state, item))
+            if round_:
+                self._process_round(round_)
                 continue
             if all(s.finished for s in self.streams.values()):
                 return
             if self.stop_event.is_set() and not any(s.source.is_alive() for s in self.streams.values()):
-                return
+                if not any(len(s.buffer) for s in self.streams.values()):
+                    return
+                continue
             self.wake.wait(0.1)
             self.wake.clear()
 
     def _shutdown(self) -> None:
+        self.notifier.stopping()
         self.stop_event.set()
         for name, state in self.streams.items():
             self._end_tracks(name, state, list(state.best))
@@ -177,38 +194,45 @@ class Pipeline:
             if event.detail not in ("end of file", "stopped"):
                 state.failed = event.detail
 
-    def _process(self, state: StreamState, packet: FramePacket) -> None:
-        stream = packet.stream
-        stage = self.metrics.stage_seconds
+    def _process_round(self, round_: list[tuple[StreamState, FramePacket]]) -> None:
         started = time.perf_counter()
-        sx, sy = packet.scale
-        min_face = self.config.detect.min_face
-        detections = [d.scaled(sx, sy) for d in self.detector.detect(packet.image)]
-        detections = [d for d in detections if d.size >= min_face]
+        found = self.detector.detect_batch([packet.image for _, packet in round_])
         detected = time.perf_counter()
-        stage.labels(stream, "detect").observe(detected - started)
-        self.metrics.faces_detected.labels(stream).inc(len(detections))
+        matches, candidates = [], []
+        for (state, packet), detections in zip(round_, found):
+            stream = packet.stream
+            self.metrics.observe(stream, "detect", detected - started)
+            sx, sy = packet.scale
+            min_face = state.source.stream.min_face
+            min_face = self.config.detect.min_face if min_face is None else min_face
+            detections = [d for d in (d.scaled(sx, sy) for d in detections) if d.size >= min_face]
+            self.metrics.faces_detected.labels(stream).inc(len(detections))
+            tracking = time.perf_counter()
+            update = state.tracker.update(detections)
+            self.metrics.observe(stream, "track", time.perf_counter() - tracking)
+            for key, det in update.matched:
+                matches.append((state, packet, key))
+                candidates.append(self._candidate(packet, det))
+            for key in update.confirmed:
+                if key not in state.public_ids:
+                    state.public_ids[key] = state.next_track_id
+                    state.next_track_id += 1
+            self._end_tracks(stream, state, update.ended)
 
-        update = state.tracker.update(detections)
-        tracked = time.perf_counter()
-        stage.labels(stream, "track").observe(tracked - detected)
-
-        if update.matched:
-            candidates = [self._candidate(packet, det) for _, det in update.matched]
-            scores = self.scorer.score(candidates)
-            margin = self.config.select.edge_margin
-            for (key, _), cand, score in zip(update.matched, candidates, scores):
-                best = state.best.setdefault(key, BestFace(track_id=0))
-                best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
-        for key in update.confirmed:
-            if key not in state.public_ids:
-                state.public_ids[key] = state.next_track_id
-                state.next_track_id += 1
-        self._end_tracks(stream, state, update.ended)
-        self._maybe_update(stream, state, packet)
-        stage.labels(stream, "select").observe(time.perf_counter() - tracked)
-        self.metrics.tracks_active.labels(stream).set(sum(state.tracker.live().values()))
-        self.metrics.frames_processed.labels(stream).inc()
+        selecting = time.perf_counter()
+        scores = self.scorer.score(candidates) if candidates else []
+        margin = self.config.select.edge_margin
+        for (state, packet, key), cand, score in zip(matches, candidates, scores):
+            best = state.best.setdefault(key, BestFace(track_id=0))
+            best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
+        for state, packet in round_:
+            self._maybe_update(packet.stream, state, packet)
+        # Alignment and scoring of the whole round, shared by its frames.
+        selected = time.perf_counter()
+        for state, packet in round_:
+            self.metrics.observe(packet.stream, "select", selected - selecting)
+            self.metrics.tracks_active.labels(packet.stream).set(sum(state.tracker.live().values()))
+            self.metrics.frames_processed.labels(packet.stream).inc()
 
     def _candidate(self, packet: FramePacket, det: Detection) -> Candidate:
         size = self.config.select.aligned_size
@@ -276,20 +300,21 @@ class Pipeline:
                 log.exception("stream %s: track %s: publishing failed", job.meta["stream"], job.meta["track_id"])
 
     def _publish(self, job: PublishJob) -> None:
-        stage = self.metrics.stage_seconds
         stream = job.meta["stream"]
         started = time.perf_counter()
         enhanced = self.enhancer.enhance(job.candidate)
         enhanced_at = time.perf_counter()
-        stage.labels(stream, "enhance").observe(enhanced_at - started)
+        self.metrics.observe(stream, "enhance", enhanced_at - started)
         meta = dict(job.meta, sr_applied=enhanced.sr_applied, sr_model=enhanced.model)
         original = job.candidate.aligned if enhanced.sr_applied else None
         parts = encode_message(meta, enhanced.face, enhanced.context, original,
                                self.config.publish.jpeg_quality)
+        if self.spool is not None:  # kept whether or not anyone receives it
+            self.spool.append(parts)
         if self.publisher.send(parts):
             self.metrics.faces_published.labels(stream, meta["event"]).inc()
         else:
             self.metrics.publish_dropped.labels(stream).inc()
             log.warning("stream %s: track %s face not delivered: a subscriber is at its high-water mark",
                         stream, meta["track_id"])
-        stage.labels(stream, "publish").observe(time.perf_counter() - enhanced_at)
+        self.metrics.observe(stream, "publish", time.perf_counter() - enhanced_at)

@@ -81,16 +81,27 @@ def load_schema() -> dict:
 class Publisher:
     """Owns the XPUB socket; use from one thread only (ZeroMQ sockets are not thread-safe)."""
 
-    def __init__(self, bind: str, send_hwm: int = 1000, linger_s: float = 2.0, context: zmq.Context | None = None):
+    def __init__(self, bind: str, send_hwm: int = 1000, linger_s: float = 2.0, context: zmq.Context | None = None,
+                 curve=None):
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.XPUB)
+        self.curve = None
+        if curve is not None and curve.enabled:  # a CurveConfig: encrypt, admit only allowed subscribers
+            from .security import CurveServer
+
+            try:
+                self.curve = CurveServer(self.context, curve.server_secret_key, curve.allowed_clients_dir)
+            except Exception:
+                self.socket.close(0)
+                raise
+            self.curve.apply(self.socket)
         self.socket.setsockopt(zmq.SNDHWM, send_hwm)
         self.socket.setsockopt(zmq.XPUB_NODROP, 1)
         self.socket.setsockopt(zmq.LINGER, int(linger_s * 1000))
         try:
             self.socket.bind(bind)
         except zmq.ZMQError as exc:
-            self.socket.close(0)
+            self.close()
             from .errors import ConfigError
 
             raise ConfigError(f"publish.bind {bind!r}: cannot bind: {exc}") from exc
@@ -112,3 +123,5 @@ class Publisher:
 
     def close(self) -> None:
         self.socket.close()
+        if self.curve is not None:
+            self.curve.stop()

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .detect import Detection
+from .face_input import SCORER_INPUTS, FaceInput
 
 
 @dataclass
@@ -71,10 +72,41 @@ class HeuristicScorer:
         return scores
 
 
-def make_scorer(config) -> Scorer:
-    """Build the scorer named by `select.scorer`."""
+class LearnedScorer:
+    """An ONNX face scorer (selection or quality model) run through a trt_engines backend.
+
+    The model takes `face_input(aligned faces)` (N, 3, S, S) and returns one score per face
+    (for the selection model, the probability that SFace identifies the face correctly).
+    `version` is the short sha256 of the model file, so published faces name the exact model.
+    """
+
+    def __init__(self, name: str, model: str, face_input: FaceInput, inference=None, backend=None):
+        from trt_engines.models import open_model
+
+        from .config import InferenceConfig
+        from .model_files import resolve_model, sha256_file
+
+        path = resolve_model(model)
+        self.name = name
+        self.version = sha256_file(path)[:12]
+        self.face_input = face_input
+        self.backend = backend or open_model(name, inference or InferenceConfig(), ref=model)
+        self.input_name = self.backend.input_names[0]
+
+    def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
+        if not candidates:
+            return np.empty(0, dtype=np.float32)
+        blob = self.face_input([cand.aligned for cand in candidates])
+        return self.backend.run({self.input_name: blob})[0].reshape(len(candidates)).astype(np.float32)
+
+
+def make_scorer(config, inference=None) -> Scorer:
+    """Build the scorer named by `select.scorer` (a `SelectConfig`), on the `inference` section's backend."""
     if config.scorer == "heuristic":
         return HeuristicScorer()
+    if config.scorer in SCORER_INPUTS:
+        model = getattr(config, f"{config.scorer}_model")
+        return LearnedScorer(config.scorer, model, SCORER_INPUTS[config.scorer], inference)
     raise ValueError(f"unknown scorer {config.scorer!r}")
 
 

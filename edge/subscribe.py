@@ -43,9 +43,12 @@ class FaceSaver:
         return meta
 
 
-def connect(endpoint: str, topic: str = "face.", context: zmq.Context | None = None) -> zmq.Socket:
+def connect(endpoint: str, topic: str = "face.", context: zmq.Context | None = None, curve=None) -> zmq.Socket:
+    """`curve`: an `edge.security.CurveClientKeys` when the publisher has CURVE enabled."""
     socket = (context or zmq.Context.instance()).socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        curve.apply(socket)
     socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
     socket.connect(endpoint)
     return socket

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 EVALUATIONS = {
+    "selection": "pipelines.selection.evaluate",
     "sr": "pipelines.sr.evaluate",
 }
 

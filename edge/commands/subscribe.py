@@ -13,12 +13,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stream", help="only this stream's faces (topic face.<stream>)")
     parser.add_argument("--count", type=int, help="exit after this many faces")
     parser.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
+    parser.add_argument("--curve-server-key", metavar="FILE",
+                        help="CURVE: the publisher's public key file (server.key); needs --curve-client-key")
+    parser.add_argument("--curve-client-key", metavar="FILE",
+                        help="CURVE: this subscriber's secret key file (NAME.key_secret), its public half allowed "
+                             "on the publisher")
 
 
 def run(args) -> int:
     from ..subscribe import FaceSaver, connect, receive
 
-    socket = connect(args.endpoint, f"face.{args.stream}" if args.stream else "face.")
+    curve = None
+    if args.curve_server_key or args.curve_client_key:
+        from ..errors import ConfigError
+        from ..security import CurveClientKeys
+
+        if not (args.curve_server_key and args.curve_client_key):
+            raise ConfigError("CURVE needs both --curve-server-key and --curve-client-key")
+        curve = CurveClientKeys.from_files(args.curve_server_key, args.curve_client_key)
+    socket = connect(args.endpoint, f"face.{args.stream}" if args.stream else "face.", curve=curve)
     saver = FaceSaver(args.out)
     log.info("subscribed to %s; saving to %s", args.endpoint, args.out)
     try:

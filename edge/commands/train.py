@@ -6,6 +6,8 @@ import importlib
 
 # model -> module defining add_arguments(parser) and run(args) -> int
 TRAINERS = {
+    "quality": "pipelines.quality.cli",
+    "selection": "pipelines.selection.cli",
     "sr": "pipelines.sr.cli",
 }
 

@@ -102,7 +102,7 @@ def run(args) -> int:
     if not probes:
         raise ConfigError(f"no evaluable faces for identities {evaluated} in {args.data}")
 
-    resolver = SuperResolver(args.model, threads=1)
+    resolver = SuperResolver(args.model, _cpu_inference())
     scale = resolver.scale
     recipe = Degradation(probabilities=dict(SR_STEPS))
     lows = []
@@ -120,7 +120,7 @@ def run(args) -> int:
         if args.teacher.endswith(".pt"):
             methods["teacher"] = _torch_restorer(args.teacher)
         else:
-            methods["teacher"] = SuperResolver(args.teacher, threads=1).restore
+            methods["teacher"] = SuperResolver(args.teacher, _cpu_inference()).restore
 
     recognizer = SFaceRecognizer(threads=1)
     gallery = recognizer.embed(faces)
@@ -153,6 +153,13 @@ def run(args) -> int:
     if args.grid:
         _save_grid(args.grid, lows, outputs, references)
     return 0
+
+
+def _cpu_inference():
+    """Restore on onnxruntime's CPU provider, 1 thread: the numbers do not depend on the machine's GPU."""
+    from edge.config import InferenceConfig
+
+    return InferenceConfig(backend="onnxruntime-cpu", threads=1)
 
 
 def _model_path(ref: str) -> Path:

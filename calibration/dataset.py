@@ -1,0 +1,164 @@
+"""Calibration and agreement data: real frames and aligned face crops, split by identity.
+
+Sources are a folder of images (searched recursively) or a video. Frames are sampled
+representatively: evenly over a video's length, and evenly over a folder's sorted files.
+Faces are found with the float detector and aligned as the pipeline aligns them.
+
+A "track" is a list of crops of one face that the selection model must rank: each face
+crop with the degraded views a moving, refocusing, compressed camera stream produces
+(blur, down-scaling, JPEG, noise, darkness), so best-face agreement measures the
+decision the pipeline actually makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts"}
+
+
+def split_of(name: str, fractions=(("fit", 0.5), ("choose", 0.2), ("report", 0.3))) -> str:
+    """Deterministic split of an identity (never of an image) by a hash of its name."""
+    position = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    edge = 0.0
+    for split, fraction in fractions:
+        edge += fraction
+        if position <= edge:
+            return split
+    return fractions[-1][0]
+
+
+def sample_indices(total: int, size: int) -> list[int]:
+    if total <= size:
+        return list(range(total))
+    return sorted({int(round(i)) for i in np.linspace(0, total - 1, size)})
+
+
+def video_frames(path: Path, size: int) -> list[np.ndarray]:
+    """`size` frames spread evenly over the video; skipped frames are grabbed, not decoded to images."""
+    capture = cv2.VideoCapture(str(path))
+    wanted = set(sample_indices(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), size))
+    frames, index = [], 0
+    while wanted and index <= max(wanted):
+        if not capture.grab():
+            break
+        if index in wanted:
+            ok, frame = capture.retrieve()
+            if ok:
+                frames.append(frame)
+        index += 1
+    capture.release()
+    return frames
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_frames(source: Path, size: int) -> list[np.ndarray]:
+    """Up to `size` frames from a video or an image folder, sampled evenly."""
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        return video_frames(source, size)
+    files = image_files(source) if source.is_dir() else [source]
+    frames = [cv2.imread(str(files[i])) for i in sample_indices(len(files), size)]
+    return [f for f in frames if f is not None]
+
+
+def scale_to(frame: np.ndarray, longer: int) -> np.ndarray:
+    scale = longer / max(frame.shape[:2])
+    if scale == 1:
+        return frame
+    size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def face_crops(frames: list[np.ndarray], detector, input_size: int = 640, size: int = 112,
+               min_face: int = 24) -> list[np.ndarray]:
+    """Aligned BGR crops of every face the detector finds (box side >= min_face source pixels)."""
+    from edge.align import align_face
+
+    crops = []
+    for frame in frames:
+        small = scale_to(frame, input_size)
+        scale = frame.shape[1] / small.shape[1]
+        for det in detector.detect(small):
+            det = det.scaled(scale, scale)
+            if det.size >= min_face:
+                crops.append(align_face(frame, det.landmarks, size=size))
+    return crops
+
+
+def degraded_views(crop: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """The crop and the views of it a live stream produces; order is irrelevant to agreement."""
+    h, w = crop.shape[:2]
+    views = [crop]
+    for sigma in (1.0, 2.5):
+        views.append(cv2.GaussianBlur(crop, (0, 0), sigma))
+    for factor in (0.5, 0.25):
+        small = cv2.resize(crop, (max(1, int(w * factor)), max(1, int(h * factor))), interpolation=cv2.INTER_AREA)
+        views.append(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
+    ok, jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 15])
+    views.append(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    noise = rng.normal(0, 12, crop.shape)
+    views.append(np.clip(crop.astype(np.float32) + noise, 0, 255).astype(np.uint8))
+    views.append((crop.astype(np.float32) * 0.45).astype(np.uint8))
+    return views
+
+
+@dataclass
+class FaceSet:
+    crops: list[np.ndarray] = field(default_factory=list)
+    tracks: list[list[int]] = field(default_factory=list)  # indices into crops
+
+    def add_track(self, views: list[np.ndarray]) -> None:
+        start = len(self.crops)
+        self.crops.extend(views)
+        self.tracks.append(list(range(start, start + len(views))))
+
+
+def grouped_frames(sources: list[Path], size: int, segments: int = 10) -> dict[str, list[np.ndarray]]:
+    """Up to `size` frames per source, grouped so that no group straddles two splits.
+
+    Images group by their folder (one identity per folder in a face data set); video frames
+    by time segment, since neighbouring frames show the same people.
+    """
+    groups: dict[str, list[np.ndarray]] = {}
+    for source in map(Path, sources):
+        if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+            frames = video_frames(source, size)
+            for i, frame in enumerate(frames):
+                groups.setdefault(f"{source.name}#{i * segments // max(1, len(frames))}", []).append(frame)
+            continue
+        files = image_files(source) if source.is_dir() else [source]
+        for i in sample_indices(len(files), size):
+            frame = cv2.imread(str(files[i]))
+            if frame is not None:
+                groups.setdefault(str(files[i].parent.relative_to(source.parent)), []).append(frame)
+    return groups
+
+
+@dataclass
+class Split:
+    frames: list[np.ndarray] = field(default_factory=list)
+    faces: FaceSet = field(default_factory=FaceSet)
+
+
+def split_sets(groups: dict[str, list[np.ndarray]], detector, max_faces: int = 300, seed: int = 0
+               ) -> dict[str, Split]:
+    """fit / choose / report sets: frames and face tracks, split by group (identity)."""
+    rng = np.random.default_rng(seed)
+    splits = {name: Split() for name in ("fit", "choose", "report")}
+    for group in sorted(groups):
+        split = splits[split_of(group)]
+        split.frames.extend(groups[group])
+        for crop in face_crops(groups[group], detector):
+            if len(split.faces.tracks) < max_faces:
+                split.faces.add_track(degraded_views(crop, rng))
+    return splits

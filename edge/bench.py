@@ -1,0 +1,71 @@
+"""`faceedge bench`: decode-only vs full-pipeline frames/s on one input, in one run."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import av
+import numpy as np
+
+from .config import load_config
+from .metrics import Metrics
+from .pipeline import Pipeline
+
+
+def decode_only(url: str, frames: int, decoder_threads: int = 0) -> float:
+    """Frames/s of plain PyAV decoding with the pipeline's thread settings, looping the input."""
+    done = 0
+    started = time.perf_counter()
+    while done < frames:
+        with av.open(url) as container:
+            video = container.streams.video[0]
+            video.thread_type = "AUTO"
+            video.codec_context.thread_count = decoder_threads
+            for _ in container.decode(video):
+                done += 1
+                if done >= frames:
+                    break
+    return done / (time.perf_counter() - started)
+
+
+def full_pipeline(url: str, frames: int, overrides: list[str]) -> tuple[float, Metrics, int]:
+    """Frames/s of decode -> detect -> track -> select -> publish, every frame processed."""
+    config = load_config(None, ["publish.bind=tcp://127.0.0.1:0", "metrics.enabled=false",
+                                "source.drop_policy=block", *overrides],
+                         {"streams": [{"id": "bench", "url": url, "loop": True}]})
+    metrics = Metrics(keep_samples=True)
+    pipeline = Pipeline(config, metrics=metrics)
+    processed = metrics.frames_processed.labels("bench")
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    while processed._value.get() < 1 and runner.is_alive():
+        time.sleep(0.002)
+    started, first = time.perf_counter(), processed._value.get()
+    while processed._value.get() < first + frames and runner.is_alive():
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - started
+    counted = int(processed._value.get() - first)
+    pipeline.stop()
+    runner.join()
+    return counted / elapsed, metrics, counted
+
+
+def run_bench(url: str, frames: int = 300, overrides: list[str] = ()) -> dict:
+    config = load_config(None, list(overrides))
+    decode_fps = decode_only(url, frames, config.source.decoder_threads)
+    pipeline_fps, metrics, counted = full_pipeline(url, frames, list(overrides))
+    stages = {
+        stage: {"mean_ms": float(np.mean(values) * 1e3), "p95_ms": float(np.percentile(values, 95) * 1e3),
+                "count": len(values)}
+        for stage, values in sorted(metrics.samples.items())
+    }
+    return {
+        "input": url,
+        "frames": counted,
+        "decode_only_fps": round(decode_fps, 1),
+        "pipeline_fps": round(pipeline_fps, 1),
+        "ratio": round(pipeline_fps / decode_fps, 3),
+        "detector_input_size": config.detect.input_size,
+        "stages": {k: {m: round(v, 3) if isinstance(v, float) else v for m, v in d.items()} for k, d in stages.items()},
+    }

@@ -1,0 +1,143 @@
+"""`faceedge bench models`: per-model throughput and latency by backend and precision, and INT8 agreement.
+
+For every model, every backend and precision that opens natively on this machine:
+throughput at batch 1, 8 and 32 and per-call latency p50/p95, all measured in one run,
+plus the INT8 agreement figures from calibrating on the given sources. A model whose
+trained ONNX is not installed is measured on a stand-in CNN of the same interface
+(exported to a temporary folder, never shipped) when `--standin` is given, and marked so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import load_config
+from ..errors import FaceEdgeError
+
+log = logging.getLogger("faceedge.bench_models")
+MODELS = ("detector", "recognizer", "selection", "quality", "sr")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", default=None, help="YAML config file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--json", dest="json_out", default=None, help="write the results here as JSON")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed run per model/backend/precision/batch")
+    parser.add_argument("--calibration-source", action="append", default=[],
+                        help="image folder or video for INT8 calibration and agreement")
+    parser.add_argument("--standin", action="store_true",
+                        help="measure a stand-in CNN for trained models that are not installed")
+
+
+def measure(backend, input_name: str, item_shape: tuple[int, ...], batch: int, seconds: float,
+            rng: np.random.Generator) -> dict:
+    x = (rng.random((batch, *item_shape), dtype=np.float32) * 255).astype(np.float32)
+    feed = {input_name: x}
+    backend.run(feed)  # warm-up: allocations, lazy kernels
+    latencies = []
+    start = time.perf_counter()
+    while len(latencies) < 3 or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        backend.run(feed)
+        latencies.append(time.perf_counter() - t0)
+    total = time.perf_counter() - start
+    return {"items_per_s": batch * len(latencies) / total,
+            "p50_ms": float(np.percentile(latencies, 50) * 1e3), "p95_ms": float(np.percentile(latencies, 95) * 1e3),
+            "calls": len(latencies)}
+
+
+def standin_path(name: str, folder: Path, splits) -> Path:
+    from calibration.standin import scorer_onnx, upscaler_onnx
+
+    if name == "sr":
+        return upscaler_onnx(folder / "sr.onnx")
+    crops = splits["fit"].faces.crops if splits else None
+    return scorer_onnx(folder / f"{name}.onnx", crops, seed=MODELS.index(name))
+
+
+def open_each(path: Path, name: str, precision: str, inference, profile) -> list:
+    """Every backend of the configured order that runs `precision` natively here."""
+    from trt_engines.backends import FACTORIES, NATIVE_PRECISIONS, BackendRequest, BackendUnavailable
+
+    opened = []
+    req = BackendRequest(path, precision, inference.threads, inference.batch_size, profile,
+                         Path(inference.engine_cache) if inference.engine_cache else None, None, name)
+    for backend in inference.order:
+        if precision not in NATIVE_PRECISIONS[backend]:
+            continue
+        try:
+            opened.append(FACTORIES[backend](req, precision))
+        except (BackendUnavailable, ImportError) as exc:
+            log.info("%s %s on %s: unavailable (%s)", name, precision, backend, exc)
+    return opened
+
+
+def run(args) -> int:
+    import onnxruntime as ort
+
+    from calibration.calibrate import calibrate_model, calibration_splits
+    from trt_engines.backends import describe_backends, int8_model_path
+    from trt_engines.models import MODELS as SPECS, input_spec, model_path, trt_profile
+
+    config = load_config(args.config, args.set)
+    inference = config.inference
+    if args.calibration_source:
+        inference.calibration.sources = [*inference.calibration.sources, *args.calibration_source]
+    batches = [int(b) for b in args.batches.split(",")]
+    inference.batch_size = max(inference.batch_size, *batches)
+    splits = calibration_splits(inference.calibration) if inference.calibration.sources else None
+    rng = np.random.default_rng(0)
+    result = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": inference.threads,
+                          "onnxruntime": ort.__version__,
+                          "backends": {n: (ok, d) for n, ok, d in describe_backends()}},
+              "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            standin = False
+            try:
+                path = model_path(name)
+            except FaceEdgeError as exc:
+                if not args.standin:
+                    print(f"{name}: skipped ({exc})")
+                    continue
+                path, standin = standin_path(name, Path(tmp), splits), True
+            entry = result["models"].setdefault(name, {"standin": standin, "onnx": str(path)})
+            if splits is not None:
+                cal = calibrate_model(name, path, splits, methods=tuple(inference.calibration.methods),
+                                      percentile=inference.calibration.percentile,
+                                      max_fit=inference.calibration.max_fit_items, threads=inference.threads)
+                entry["int8_agreement"] = {"method": cal["method"], **cal["report_split"]}
+                entry["int8_agreement"].setdefault("best_face", None)
+            input_name, item = input_spec(path, SPECS.get(name))
+            profile = trt_profile(name, path, inference.batch_size)
+            for precision in ("fp32", "fp16", "int8"):
+                if precision == "int8" and not int8_model_path(path).is_file():
+                    continue
+                for backend in open_each(path, name, precision, inference, profile):
+                    cells = entry.setdefault(backend.name, {}).setdefault(precision, {})
+                    for batch in batches:
+                        cells[f"b{batch}"] = measure(backend, input_name, item, batch, args.seconds, rng)
+                        print(f"{name:9s} {backend.name:16s} {precision:4s} b{batch:<3d} "
+                              f"{cells[f'b{batch}']['items_per_s']:9.1f} items/s  "
+                              f"p50 {cells[f'b{batch}']['p50_ms']:8.2f} ms  p95 {cells[f'b{batch}']['p95_ms']:8.2f} ms")
+            cpu = entry.get("onnxruntime-cpu", {})
+            if "fp32" in cpu and "int8" in cpu:
+                top = f"b{max(batches)}"
+                entry["int8_speedup_cpu"] = cpu["int8"][top]["items_per_s"] / cpu["fp32"][top]["items_per_s"]
+                print(f"{name}: onnxruntime-cpu INT8/FP32 throughput at {top}: {entry['int8_speedup_cpu']:.2f}x"
+                      + (" (stand-in model)" if standin else ""))
+            if "int8_agreement" in entry:
+                print(f"{name}: INT8 agreement {json.dumps(entry['int8_agreement'])}")
+            if args.json_out:  # after every model, so a long run keeps what it measured
+                Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json_out).write_text(json.dumps(result, indent=1))
+    return 0

@@ -1,0 +1,63 @@
+"""`faceedge build-engines`: calibrate (INT8) and build every TensorRT engine ahead of time.
+
+What a Jetson service runs at install time, so that start-up only loads cached engines.
+Without TensorRT it still calibrates: the QDQ ONNX is what ONNX Runtime runs for INT8.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..config import load_config
+from ..errors import FaceEdgeError
+
+log = logging.getLogger("faceedge.build_engines")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", default=None, help="YAML config file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
+    parser.add_argument("--models", default="detector,recognizer,selection,quality,sr",
+                        help="comma-separated model names; models whose ONNX is not installed are skipped")
+    parser.add_argument("--calibration-source", action="append", default=[],
+                        help="image folder or video for INT8 calibration (adds to inference.calibration.sources)")
+
+
+def run(args) -> int:
+    from trt_engines.backends import describe_backends, int8_model_path
+    from trt_engines.models import model_path, trt_profile
+
+    config = load_config(args.config, args.set)
+    inference = config.inference
+    if args.calibration_source:
+        inference.calibration.sources = [*inference.calibration.sources, *args.calibration_source]
+    paths = {}
+    for name in args.models.split(","):
+        try:
+            paths[name] = model_path(name)
+        except FaceEdgeError as exc:
+            print(f"{name}: skipped ({exc})")
+    splits = None
+    if args.precision == "int8":
+        from calibration.calibrate import calibrate_model, calibration_splits
+
+        splits = calibration_splits(inference.calibration)
+        for name, path in paths.items():
+            result = calibrate_model(name, path, splits, methods=tuple(inference.calibration.methods),
+                                     percentile=inference.calibration.percentile,
+                                     max_fit=inference.calibration.max_fit_items, threads=inference.threads)
+            print(f"{name}: INT8 QDQ {result['qdq_onnx']} ({result['method']}); agreement {result['report_split']}")
+    trt_ok, detail = next((ok, d) for n, ok, d in describe_backends() if n == "tensorrt")
+    if not trt_ok:
+        print(f"TensorRT engines not built: {detail}")
+        return 0
+    from trt_engines.tensorrt_backend import cached_engine
+
+    folder = Path(inference.engine_cache) if inference.engine_cache else None
+    for name, path in paths.items():
+        source = int8_model_path(path) if args.precision == "int8" else path
+        engine = cached_engine(source, args.precision, trt_profile(name, path, inference.batch_size), folder)
+        print(f"{name}: TensorRT {args.precision} engine {engine}")
+    return 0

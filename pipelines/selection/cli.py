@@ -1,0 +1,102 @@
+"""`faceedge train selection --data DIR --out DIR`: labelled probes, training, ONNX export.
+
+Writes into --out: samples.npz (the labelled probes, reused by a rerun), checkpoint.pt (after
+every epoch; a rerun resumes), selection.onnx and report.json (split, label balance, losses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def add_split_arguments(parser) -> None:
+    parser.add_argument("--holdout-fraction", type=float, default=0.35,
+                        help="identities held out for evaluation (hash split of folder names)")
+    parser.add_argument("--split-salt", default="faceedge", help="salt of the identity hash split")
+    parser.add_argument("--threshold", type=float, default=0.363, help="SFace cosine threshold for a confident match")
+    parser.add_argument("--max-yaw", type=float, default=30.0, help="frontal filter: max |yaw| in degrees")
+    parser.add_argument("--max-pitch", type=float, default=25.0, help="frontal filter: max |pitch| in degrees")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="folder of identity subfolders of photos")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (resumes if it holds a checkpoint)")
+    add_split_arguments(parser)
+    parser.add_argument("--per-photo", type=int, default=150, help="degraded probes attempted per photo")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--alpha", type=float, default=1.0, help="weight of cross-entropy in the SCE loss")
+    parser.add_argument("--beta", type=float, default=1.0, help="weight of reverse cross-entropy in the SCE loss")
+
+
+def split_of(args, side: str) -> tuple[list[str], list[str]]:
+    """(identities on `side` ("train" or "test"), all identities) of --data."""
+    from pipelines.dataset import identity_folders, split_identities
+
+    try:
+        names = [folder.name for folder in identity_folders(args.data)]
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from exc
+    train, held = split_identities(names, args.holdout_fraction, args.split_salt)
+    chosen = train if side == "train" else held
+    if not chosen:
+        raise ConfigError(f"--data {args.data}: the {side} split is empty ({len(names)} identities, "
+                          f"--holdout-fraction {args.holdout_fraction})")
+    return chosen, names
+
+
+def run(args) -> int:
+    from edge.detect import YuNetDetector
+    from edge.recognize import SFaceRecognizer
+    from pipelines.dataset import FrontalFilter
+    from pipelines.selection.train import (FACE_INPUT, TrainSettings, build_samples, export_onnx, load_samples,
+                                           save_samples, train_model)
+
+    identities, names = split_of(args, "train")
+    args.out.mkdir(parents=True, exist_ok=True)
+    samples_path = args.out / "samples.npz"
+    recipe = {"data": str(args.data), "identities": identities, "per_photo": args.per_photo, "seed": args.seed,
+              "threshold": args.threshold, "max_yaw": args.max_yaw, "max_pitch": args.max_pitch}
+    started = time.perf_counter()
+    if not samples_path.is_file():
+        labelled = build_samples(args.data, identities, args.per_photo, args.seed, args.threshold,
+                                 FrontalFilter(args.max_yaw, args.max_pitch), YuNetDetector(threads=1),
+                                 SFaceRecognizer(threads=1))
+        if len(labelled.probes) == 0 or labelled.labels.min() == labelled.labels.max():
+            raise ConfigError(f"--data {args.data}: the probes have a single label ({labelled.stats}); "
+                              "need identities with several photos")
+        labelled.stats["recipe"] = recipe
+        save_samples(samples_path, labelled)
+    aligned, labels, cases, stats = load_samples(samples_path)
+    if stats.get("recipe") != recipe:
+        raise ConfigError(f"{samples_path} was made with {stats.get('recipe')}, not {recipe}; "
+                          "use a new --out or delete it")
+    log.info("samples: %d, positive fraction %.3f, cases %s", len(labels), labels.mean(), stats["cases"])
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, alpha=args.alpha,
+                             beta=args.beta, seed=args.seed)
+    net, history = train_model(aligned, labels, settings, checkpoint=args.out / "checkpoint.pt")
+    parity_faces = FACE_INPUT(aligned[np.random.default_rng(args.seed).choice(len(aligned), 7, replace=False)])
+    parity = export_onnx(net, args.out / "selection.onnx", parity_faces)
+    report = {
+        "data": str(args.data), "train_identities": identities,
+        "held_out_identities": sorted(set(names) - set(identities)),
+        "split": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
+        "samples": stats, "settings": asdict(settings), "epoch_losses": history,
+        "onnx_parity_max_abs_diff": parity, "seconds": round(time.perf_counter() - started, 1),
+    }
+    (args.out / "report.json").write_text(json.dumps(report, indent=2))
+    log.info("trained: loss %s -> %s; ONNX parity %.2e; wrote %s", f"{history[0]:.4f}", f"{history[-1]:.4f}",
+             parity, args.out / "selection.onnx")
+    return 0

@@ -1,0 +1,60 @@
+"""The selection CNN and the symmetric cross-entropy loss of seed 002."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Seed 002: q is floored at 1e-4 so that log q (reverse cross-entropy) stays finite.
+LABEL_FLOOR = 1e-4
+# Keeps log p finite in the forward cross-entropy for saturated predictions.
+PROB_FLOOR = 1e-7
+
+
+def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SelectionNet(nn.Module):
+    """64x64 face -> one logit (probability = sigmoid). About 0.2 M parameters, ~10 M multiply-adds."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _conv(3, w, 2),                          # 32x32
+            _conv(w, 2 * w, 2), _conv(2 * w, 2 * w, 1),        # 16x16
+            _conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w, 1),    # 8x8
+            _conv(4 * w, 6 * w, 2), _conv(6 * w, 6 * w, 1),    # 4x4
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(6 * w, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
+
+
+class ProbabilityHead(nn.Module):
+    """What ships: the network with a sigmoid, so the ONNX output is P(recognised correctly)."""
+
+    def __init__(self, net: SelectionNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
+
+
+def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0,
+                            beta: float = 1.0) -> torch.Tensor:
+    """alpha * CE(q, p) + beta * RCE(p, q), averaged over the batch, two classes.
+
+    p = (1 - sigmoid(z), sigmoid(z)) is the prediction, q the one-hot label. CE = -sum q log p;
+    RCE = -sum p log q with q floored at 1e-4 (log 0 -> log 1e-4 = -9.21), as seed 002 describes.
+    """
+    positive = torch.sigmoid(logits)
+    p = torch.stack([1.0 - positive, positive], dim=1).clamp(min=PROB_FLOOR, max=1.0)
+    q = torch.stack([1.0 - labels.float(), labels.float()], dim=1)
+    ce = -(q * torch.log(p)).sum(dim=1)
+    rce = -(p * torch.log(q.clamp(min=LABEL_FLOOR, max=1.0))).sum(dim=1)
+    return (alpha * ce + beta * rce).mean()
+

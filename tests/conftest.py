@@ -1,0 +1,51 @@
+"""Shared fixtures: the shared data folder, free ports, a loopback RTSP server."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.testing_rtsp import SYSTEM_PYTHON, RtspServer, free_port, looped_copy  # noqa: F401 (re-exported)
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+VIDEO = DATA / "video" / "people_1080p.mp4"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert DATA.is_dir(), f"shared test data not found at {DATA}"
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def looped_video(tmp_path_factory) -> Path:
+    """The 4.2 s shared clip repeated 6 times (no re-encode), so a stream outlives a test's steps."""
+    return looped_copy(VIDEO, tmp_path_factory.mktemp("video") / "people_looped.mp4", 5)
+
+
+@pytest.fixture
+def rtsp_server(looped_video):
+    for tool in ("ffmpeg", SYSTEM_PYTHON):
+        assert shutil.which(tool), f"{tool} is required for the RTSP tests (see .ci/run)"
+    server = RtspServer(looped_video).start()
+    yield server
+    server.stop()
+
+
+def faceedge_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edge.cli", *args]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,82 @@
+"""The command line: the demo end to end, and one clear error with the right exit code for bad input."""
+
+import json
+import subprocess
+
+from conftest import REPO, faceedge_cmd
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run(faceedge_cmd(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def error_lines(result):
+    return [line for line in result.stderr.splitlines() if " ERROR " in line]
+
+
+def test_unknown_config_key_exits_2_naming_it():
+    result = run_cli("run", "--input", "x.mp4", "--set", "detect.min_fcae=3")
+    assert result.returncode == 2
+    assert len(error_lines(result)) == 1 and "detect.min_fcae" in error_lines(result)[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_model_file_is_named(tmp_path):
+    result = run_cli("run", "--input", "x.mp4", "--set", f"detect.model={tmp_path}/nope.onnx")
+    assert result.returncode == 3
+    assert f"{tmp_path}/nope.onnx" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_model_file_is_named(tmp_path):
+    bad = tmp_path / "garbage.onnx"
+    bad.write_bytes(b"\x00not a model")
+    result = run_cli("run", "--input", "x.mp4", "--set", f"detect.model={bad}")
+    assert result.returncode == 3 and "garbage.onnx" in result.stderr
+
+
+def test_missing_input_file_fails_with_its_name(tmp_path):
+    result = run_cli("run", "--input", str(tmp_path / "absent.mp4"), "--set", "metrics.enabled=false",
+                     "--set", "publish.bind=tcp://127.0.0.1:0")
+    assert result.returncode == 1
+    assert "absent.mp4" in result.stderr and "Traceback" not in result.stderr
+
+
+def summary(result):
+    line = next(l for l in result.stderr.splitlines() if "frames processed" in l)
+    words = line.split(": ", 2)[-1].split()
+    return int(words[0]), int(words[3])
+
+
+def test_truncated_file_publishes_the_faces_it_had(tmp_path, data_dir):
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(data_dir / "video" / "people_1080p.mp4"), "-c", "copy",
+                    "-movflags", "+faststart", str(whole)], check=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = run_cli("run", "--input", str(cut), "--set", "metrics.enabled=false",
+                     "--set", "publish.bind=tcp://127.0.0.1:0")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    processed, published = summary(result)
+    assert 0 < processed < 105 and published > 0
+
+
+def test_unreadable_file_is_one_error_naming_it(tmp_path, data_dir):
+    # A plain MP4 cut in half loses its index (moov atom at the end): it cannot be opened.
+    cut = tmp_path / "noindex.mp4"
+    cut.write_bytes((data_dir / "video" / "people_1080p.mp4").read_bytes()[:1_000_000])
+    result = run_cli("run", "--input", str(cut), "--set", "metrics.enabled=false",
+                     "--set", "publish.bind=tcp://127.0.0.1:0")
+    assert result.returncode == 1
+    errors = error_lines(result)
+    assert len(errors) == 1 and "noindex.mp4" in errors[0]
+
+
+def test_demo_publishes_faces_and_writes_contact_sheet(tmp_path):
+    result = run_cli("demo", "--out", str(tmp_path), "--seconds", "3", timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["faces"] >= 4 and len(summary["tracks"]) >= 4
+    records = [json.loads(line) for line in (tmp_path / "faces" / "faces.jsonl").read_text().splitlines()]
+    assert len(records) == summary["faces"]
+    assert all((tmp_path / "faces" / r["files"]["face"]).stat().st_size > 0 for r in records)
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 10_000

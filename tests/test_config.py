@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from edge.config import Config, load_config
+from edge.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_example_config_matches_schema_defaults():
+    assert load_config(REPO / "config" / "faceedge.yaml") == Config()
+
+
+def test_set_overrides_any_key_with_yaml_typing():
+    config = load_config(None, ["detect.min_face=24", "publish.update_interval_s=2.5", "metrics.enabled=false"])
+    assert config.detect.min_face == 24
+    assert config.publish.update_interval_s == 2.5
+    assert config.metrics.enabled is False
+
+
+@pytest.mark.parametrize("override, named", [
+    ("detect.min_fcae=24", "detect.min_fcae"),
+    ("detect.min_face=big", "detect.min_face"),
+    ("publish.jpeg_quality=500", "publish.jpeg_quality"),
+    ("nonsense.key=1", "nonsense"),
+])
+def test_bad_keys_and_values_are_refused_naming_the_key(override, named):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [override])
+    assert named in str(error.value)
+    assert error.value.exit_code == 2
+
+
+def test_bad_url_scheme_and_stream_id_are_refused():
+    with pytest.raises(ConfigError, match=r"streams\.0\.url.*gopher"):
+        load_config(None, [], {"streams": [{"id": "a", "url": "gopher://x/y"}]})
+    with pytest.raises(ConfigError, match=r"streams\.0\.id"):
+        load_config(None, [], {"streams": [{"id": "bad id!", "url": "rtsp://x/y"}]})
+
+
+def test_yaml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detect: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,75 @@
+"""INT8 calibration end to end on real face data: the QDQ model runs and agrees with FP32."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def splits():
+    if not (DATA / "identities").is_dir():
+        pytest.skip(f"shared face data not found at {DATA}")
+    from calibration.dataset import grouped_frames, split_sets
+    from edge.detect import YuNetDetector
+
+    groups = grouped_frames([DATA / "identities"], 60)
+    return split_sets(groups, YuNetDetector(threads=1), max_faces=24)
+
+
+def test_splits_are_by_identity(splits):
+    from calibration.dataset import split_of
+
+    names = [p.name for p in (DATA / "identities").iterdir() if p.is_dir()]
+    assert {split_of(n) for n in names} == {"fit", "choose", "report"}
+    assert all(len(s.faces.tracks) > 0 for s in splits.values())
+
+
+def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
+    import torch
+
+    from calibration.calibrate import calibrate_model
+    from calibration.standin import scorer_onnx
+    from trt_engines.backends import open_backend
+
+    torch.set_num_threads(1)
+    float_path = scorer_onnx(tmp_path / "selection.onnx", splits["fit"].faces.crops, steps=40)
+    result = calibrate_model("selection", float_path, splits, methods=("entropy", "percentile"), max_fit=64,
+                             threads=1)
+    qdq = Path(result["qdq_onnx"])
+    nodes = onnx.load(str(qdq)).graph
+    quant = [n for n in nodes.node if n.op_type == "QuantizeLinear"]
+    assert quant, "no QuantizeLinear nodes: not a QDQ model"
+    zero_points = {i.name: i for i in nodes.initializer}
+    # Symmetric int8 activations (zero point 0) are what TensorRT's explicit quantisation needs.
+    for node in quant:
+        zp = onnx.numpy_helper.to_array(zero_points[node.input[2]])
+        assert zp.dtype == np.int8 and not zp.any()
+    backend = open_backend(float_path, precision="int8", order=("onnxruntime-cpu",), model="selection-test")
+    assert backend.precision == "int8"
+    out = backend.run({"input": np.zeros((5, 3, 112, 112), np.float32)})
+    assert out[0].shape == (5, 1)
+    report = result["report_split"]
+    assert result["method"] in ("entropy", "percentile")
+    assert report["best_face"] >= 0.97, report
+    assert report["rank_correlation"] >= 0.95, report
+
+
+def test_first_layer_and_head_stay_float():
+    import onnx
+    from onnx import helper
+
+    from calibration.quantize import float_nodes
+
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="first"),
+             helper.make_node("Relu", ["a"], ["b"], name="mid"),
+             helper.make_node("Conv", ["b", "w2"], ["c"], name="body"),
+             helper.make_node("GlobalAveragePool", ["c"], ["d"], name="pool"),
+             helper.make_node("Gemm", ["d", "w3"], ["e"], name="fc"),
+             helper.make_node("Sigmoid", ["e"], ["y"], name="sigmoid")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    assert set(float_nodes(helper.make_model(graph))) == {"first", "fc", "sigmoid"}

@@ -1,0 +1,185 @@
+"""Selection model (seed 002): label rule, SCE loss, training, ONNX export, runtime scorer, eval metrics."""
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edge.config import InferenceConfig, SelectConfig
+from edge.face_input import SCORER_INPUTS
+from edge.select import Candidate, LearnedScorer, make_scorer
+from pipelines.selection.evaluate import best_of_track, error_versus_discard
+from pipelines.selection.labels import CASES, four_case_labels, has_genuine_mate, match_gallery
+from pipelines.selection.model import SelectionNet, symmetric_cross_entropy
+from pipelines.selection.train import FACE_INPUT, TrainSettings, export_onnx, train_model
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WEIGHTS = Path(__file__).resolve().parents[1] / "edge" / "weights" / "selection.onnx"
+
+
+def test_four_case_label_rule():
+    correct = np.array([True, True, False, False])
+    similarity = np.array([0.5, 0.2, 0.5, 0.2])
+    labels, case = four_case_labels(correct, similarity, threshold=0.363)
+    assert labels.tolist() == [1, 0, 0, 0]
+    assert [CASES[c] for c in case] == ["correct_confident", "correct_unsure", "wrong_confident", "wrong_unsure"]
+    # "At or above" the threshold counts as confident.
+    assert four_case_labels(np.array([True]), np.array([0.363]), 0.363)[0].tolist() == [1]
+
+
+def test_gallery_matching_skips_the_probe_photo():
+    gallery = np.eye(3, dtype=np.float32)
+    probes = np.array([[1.0, 0.0, 0.0], [0.0, 0.9, 0.1]], np.float32)
+    m = match_gallery(probes, ["a", "b"], ["a1.jpg", "b1.jpg"], gallery, ["a", "b", "c"], ["a1.jpg", "b2.jpg", "c1.jpg"])
+    # Probe 0's only exact match is its own photo, so it is matched elsewhere (similarity 0) and has no genuine mate.
+    assert m.top1_similarity[0] == pytest.approx(0.0) and m.genuine_similarity[0] == -1.0
+    assert m.top1_identity[1] == "b" and m.top1_correct.tolist() == [False, True]
+    assert has_genuine_mate(["a", "b"], ["a1.jpg", "b1.jpg"], ["a", "b", "c"], ["a1.jpg", "b2.jpg", "c1.jpg"]).tolist() \
+        == [False, True]
+
+
+def test_symmetric_cross_entropy_hand_computed():
+    log_floor = math.log(1e-4)  # seed 002: log 0 is clamped to log 1e-4
+    p = 0.8
+    logit = torch.tensor([math.log(p / (1 - p))])
+    # label 1: CE = -ln 0.8; RCE = -(0.8 ln 1 + 0.2 ln 1e-4) = -0.2 ln 1e-4
+    ce, rce = -math.log(0.8), -0.2 * log_floor
+    assert float(symmetric_cross_entropy(logit, torch.tensor([1]), 1.0, 0.0)) == pytest.approx(ce, rel=1e-5)
+    assert float(symmetric_cross_entropy(logit, torch.tensor([1]), 0.0, 1.0)) == pytest.approx(rce, rel=1e-5)
+    assert float(symmetric_cross_entropy(logit, torch.tensor([1]), 0.1, 1.0)) == pytest.approx(0.1 * ce + rce, rel=1e-5)
+    # label 0, batch mean with the first sample: CE = -ln 0.2, RCE = -0.8 ln 1e-4
+    both = symmetric_cross_entropy(logit.repeat(2), torch.tensor([1, 0]), 0.5, 2.0)
+    expected = np.mean([0.5 * ce + 2.0 * rce, 0.5 * -math.log(0.2) + 2.0 * -0.8 * log_floor])
+    assert float(both) == pytest.approx(expected, rel=1e-5)
+    # A confident right answer costs almost nothing; the loss stays finite when saturated.
+    assert float(symmetric_cross_entropy(torch.tensor([50.0]), torch.tensor([1]))) < 1e-6
+    assert math.isfinite(float(symmetric_cross_entropy(torch.tensor([-50.0]), torch.tensor([1]))))
+
+
+def _toy_faces(n: int, seed: int = 0):
+    """Textured 112x112 'faces': label 1 sharp, label 0 the same texture heavily blurred."""
+    rng = np.random.default_rng(seed)
+    sharp = rng.integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)
+    labels = (np.arange(n) % 2).astype(np.int64)
+    faces = np.stack([f if y else cv2.GaussianBlur(f, (13, 13), 0) for f, y in zip(sharp, labels)])
+    return faces, labels
+
+
+def test_few_step_training_reduces_loss_and_resumes(tmp_path):
+    faces, labels = _toy_faces(96)
+    settings = TrainSettings(epochs=4, batch_size=32, lr=3e-3, seed=0, width=8)
+    checkpoint = tmp_path / "checkpoint.pt"
+    _, history = train_model(faces, labels, settings, checkpoint=checkpoint, progress=False)
+    assert len(history) == 4 and history[-1] < history[0]
+    more = TrainSettings(epochs=5, batch_size=32, lr=3e-3, seed=0, width=8)
+    _, resumed = train_model(faces, labels, more, checkpoint=checkpoint, progress=False)
+    assert resumed[:4] == history and len(resumed) == 5  # picked up at epoch 4, ran only epoch 5
+
+
+def test_onnx_export_matches_torch_with_dynamic_batch(tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    net = SelectionNet(width=8).eval()
+    faces, _ = _toy_faces(5)
+    batch = FACE_INPUT(faces)
+    diff = export_onnx(net, tmp_path / "m.onnx", batch)
+    assert diff < 1e-4
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for size in (1, 3):
+        out = session.run(None, {"face": batch[:size]})[0]
+        assert out.shape == (size,) and ((out >= 0) & (out <= 1)).all()
+
+
+def test_face_input_is_shared_and_shaped():
+    faces = np.zeros((2, 112, 112, 3), np.uint8)
+    blob = SCORER_INPUTS["selection"](faces)
+    assert blob.shape == (2, 3, FACE_INPUT.size, FACE_INPUT.size) and blob.dtype == np.float32
+    assert blob.min() == pytest.approx(-127.5 / 128)
+
+
+def _real_face():
+    from edge.align import align_face
+    from edge.detect import YuNetDetector
+
+    image = cv2.imread(str(DATA / "identities" / "obama" / "obama.jpg"))
+    detection = max(YuNetDetector(threads=1).detect(image), key=lambda d: d.size)
+    return align_face(image, detection.landmarks), detection
+
+
+@pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
+def test_shipped_selection_scorer_ranks_sharp_above_blurred():
+    face, detection = _real_face()
+    blurred = cv2.GaussianBlur(cv2.resize(cv2.resize(face, (16, 16), interpolation=cv2.INTER_AREA), (112, 112)),
+                               (9, 9), 0)
+    scorer = make_scorer(SelectConfig(), InferenceConfig(threads=1))
+    assert isinstance(scorer, LearnedScorer) and scorer.name == "selection"
+    assert len(scorer.version) == 12
+    scores = scorer.score([Candidate(face, detection, (1024, 820)), Candidate(blurred, detection, (1024, 820))])
+    assert scores.shape == (2,) and scores[0] > scores[1]
+    assert scorer.score([]).shape == (0,)
+
+
+def test_error_versus_discard_and_best_of_track():
+    failures = np.array([1, 0, 0, 1, 0, 0, 0, 0, 0, 0], bool)
+    good = np.where(failures, 0.0, 1.0)  # a scorer that puts both failures lowest
+    fractions, rates, auc = error_versus_discard(good, failures, max_discard=0.3, steps=4)
+    assert fractions.tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert rates.tolist() == pytest.approx([0.2, 1 / 9, 0.0, 0.0])
+    assert auc == pytest.approx(0.1 * (0.2 + 1 / 9) / 2 + 0.1 * (1 / 9) / 2)
+    assert error_versus_discard(-good, failures, 0.3, 4)[2] > auc
+    tracks = [np.array([0, 1, 2]), np.array([3, 4])]
+    correct = np.array([False, True, False, True, False])
+    assert best_of_track(np.array([0.1, 0.9, 0.2, 0.8, 0.1]), correct, tracks) == 1.0
+    assert best_of_track(np.array([0.9, 0.1, 0.2, 0.1, 0.8]), correct, tracks) == 0.0
+
+
+@pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
+def test_train_cli_end_to_end_resumes_and_guards_its_samples(tmp_path):
+    import json
+
+    from edge.cli import main
+    from edge.errors import ConfigError
+
+    data = tmp_path / "ids"
+    data.mkdir()
+    for name in ("obama", "biden", "deepface_08"):
+        (data / name).symlink_to(DATA / "identities" / name)
+    out = tmp_path / "run"
+    argv = ["train", "selection", "--data", str(data), "--out", str(out), "--holdout-fraction", "0",
+            "--per-photo", "6", "--epochs", "1", "--batch-size", "16"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["train_identities"] == ["biden", "deepface_08", "obama"] and report["held_out_identities"] == []
+    assert 0 < report["samples"]["positive_fraction"] < 1 and report["onnx_parity_max_abs_diff"] < 1e-4
+    assert len(report["epoch_losses"]) == 1
+    assert main(argv[:-3] + ["2", "--batch-size", "16"]) == 0  # resumes: only epoch 2 is trained
+    resumed = json.loads((out / "report.json").read_text())
+    assert resumed["epoch_losses"][0] == report["epoch_losses"][0] and len(resumed["epoch_losses"]) == 2
+    assert main(argv[:9] + ["7", "--epochs", "1"]) == ConfigError.exit_code  # other --per-photo, same samples
+
+
+@pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
+def test_eval_cli_writes_every_scorer(tmp_path):
+    import json
+
+    from edge.cli import main
+
+    data = tmp_path / "ids"
+    data.mkdir()
+    for name in ("obama", "biden"):
+        (data / name).symlink_to(DATA / "identities" / name)
+    out = tmp_path / "eval.json"
+    assert main(["eval", "selection", "--data", str(data), "--json", str(out), "--plot", str(tmp_path / "edc.png"),
+                 "--split", "train", "--holdout-fraction", "0", "--probes-per-photo", "4", "--tracks-per-photo", "1",
+                 "--track-length", "3"]) == 0
+    report = json.loads(out.read_text())
+    expected = {"selection", "heuristic", "detector_score", "face_size", "laplacian_sharpness", "random"}
+    assert expected <= set(report["scorers"])
+    for row in report["scorers"].values():
+        assert 0.0 <= row["edc_auc"] <= 0.3 and 0.0 <= row["best_of_track_rank1"] <= 1.0
+    assert report["oracle_edc_auc"] <= min(row["edc_auc"] for row in report["scorers"].values()) + 1e-12
+    assert (tmp_path / "edc.png").stat().st_size > 0

@@ -1,0 +1,112 @@
+"""The models faceedge accelerates, each as a float ONNX with a free batch axis.
+
+`detector` (YuNet), `recognizer` (SFace), and our trained `selection`, `quality` and `sr`
+models. Any ONNX whose first input axis is the batch works; this module only frees that
+axis where an exported graph pinned it to 1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.model_files import free_batch_dim, load_onnx, prepare_onnx
+
+from .engine_cache import ShapeProfile, batch_profile
+
+BATCH_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    ref: str
+    dynamic_hw: bool = False
+    # Per-item input shape used where the ONNX leaves spatial dims free (benchmarks, opt profile).
+    item_shape: tuple[int, ...] | None = None
+    min_item_shape: tuple[int, ...] | None = None
+    max_item_shape: tuple[int, ...] | None = None
+
+
+MODELS = {
+    # A 16:9 frame scaled to a 640 longer side and padded to /32 is 640x384.
+    "detector": ModelSpec("detector", "bundled:yunet", dynamic_hw=True, item_shape=(3, 384, 640),
+                          min_item_shape=(3, 32, 32), max_item_shape=(3, 640, 640)),
+    "recognizer": ModelSpec("recognizer", "bundled:sface"),
+    "selection": ModelSpec("selection", "weights:selection.onnx"),
+    "quality": ModelSpec("quality", "weights:quality.onnx"),
+    "sr": ModelSpec("sr", "weights:sr.onnx"),
+}
+
+
+def _unpin_batch_reshapes(model) -> int:
+    """Reshape targets like [1, -1, C] (batch pinned by the exporter) become [0, -1, C] (copy batch)."""
+    from onnx import numpy_helper
+
+    targets = {node.input[1] for node in model.graph.node if node.op_type == "Reshape"}
+    changed = 0
+    for index, init in enumerate(model.graph.initializer):
+        if init.name not in targets:
+            continue
+        shape = numpy_helper.to_array(init)
+        if shape.ndim == 1 and shape.size >= 2 and shape[0] == 1 and -1 in shape[1:]:
+            shape = shape.copy()
+            shape[0] = 0
+            model.graph.initializer[index].CopyFrom(numpy_helper.from_array(shape, init.name))
+            changed += 1
+    return changed
+
+
+def batched_onnx(ref: str, *, dynamic_hw: bool = False) -> Path:
+    """Cached float copy of model `ref` with a free batch axis (checked with a batch-2 shape pass)."""
+    import onnx
+
+    prepared = prepare_onnx(ref, dynamic_hw=dynamic_hw)
+    target = prepared.with_name(f"{prepared.stem}-dynbatch{BATCH_VERSION}.onnx")
+    if target.is_file():
+        return target
+    model = load_onnx(prepared)
+    free_batch_dim(model)
+    _unpin_batch_reshapes(model)
+    del model.graph.value_info[:]  # stale per-tensor shapes would pin batch 1 again
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, target)
+    return target
+
+
+def model_path(name: str) -> Path:
+    spec = MODELS[name]
+    return batched_onnx(spec.ref, dynamic_hw=spec.dynamic_hw)
+
+
+def input_spec(path: Path, spec: ModelSpec | None = None) -> tuple[str, tuple[int, ...]]:
+    """(input name, per-item shape) of the first graph input; free spatial dims from `spec`."""
+    model = load_onnx(path)
+    inits = {init.name for init in model.graph.initializer}
+    graph_input = next(i for i in model.graph.input if i.name not in inits)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in graph_input.type.tensor_type.shape.dim[1:]]
+    if None in dims:
+        if spec is None or spec.item_shape is None:
+            raise ValueError(f"{path}: input {graph_input.name} has free dims {dims}; give an item shape")
+        dims = list(spec.item_shape)
+    return graph_input.name, tuple(dims)
+
+
+def trt_profile(name: str, path: Path, max_batch: int) -> ShapeProfile:
+    spec = MODELS.get(name)
+    input_name, item = input_spec(path, spec)
+    return batch_profile(input_name, item, max_batch, min(8, max_batch),
+                         spec.min_item_shape if spec else None, spec.max_item_shape if spec else None)
+
+
+def open_model(name: str, inference, ref: str | None = None) -> "Backend":  # noqa: F821
+    """Open model `name` (or the file `ref` in its role) as `inference` (the config section) says."""
+    from .backends import open_backend
+
+    path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=MODELS[name].dynamic_hw)
+    return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
+                        threads=inference.threads, order=tuple(inference.order), model=name,
+                        max_batch=inference.batch_size, profile=trt_profile(name, path, inference.batch_size),
+                        engine_cache=Path(inference.engine_cache) if inference.engine_cache else None)
