@@ -77,6 +77,7 @@ def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.nd
 
 
 def run(args) -> int:
+    from edge.align import align_face
     from edge.detect import YuNetDetector
     from edge.enhance import SuperResolver
     from edge.errors import ConfigError
@@ -93,8 +94,6 @@ def run(args) -> int:
         raise ConfigError(str(exc)) from exc
     _, held_out = split_identities(names, args.holdout)
     evaluated = names if args.all_identities else held_out
-    from edge.align import align_face
-
     sources = load_sources(args.data, YuNetDetector())
     faces = np.stack([align_face(s.image, s.landmarks, HR_SIZE) for s in sources])
     identities = [s.identity for s in sources]
