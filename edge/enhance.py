@@ -1,6 +1,12 @@
-"""Enhancement of winning faces before they are published (super-resolution lands here).
+"""Enhancement of winning faces before they are published: gated face super-resolution.
 
 Only winners pass through an enhancer, once per published event, never every frame.
+`SREnhancer` (seed 004's gating) restores a winner only when its source face is small
+(inter-ocular distance in source pixels below `iod_threshold`); larger faces pass through.
+The generator's input is the aligned face shrunk by area averaging to its low-res size
+(28x28 for x4): for a small face that crop holds about the source's own pixels, and area
+shrinking is how its training pairs were made. The restored face is then blended into the
+upscaled context crop through a soft landmark mask (seed 001's fusion), so no seam shows.
 """
 
 from __future__ import annotations
@@ -8,17 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import cv2
 import numpy as np
 
+from .align import context_box, inter_ocular_distance
 from .select import Candidate
+
+ALIGNED_SIZE = 112
+# insightface's ArcFace template (112x112), the landmarks every aligned face lands on.
+TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                     [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
+TEMPLATE_IOD = float(np.linalg.norm(TEMPLATE[1] - TEMPLATE[0]))
 
 
 @dataclass
 class Enhanced:
     face: np.ndarray  # aligned face to publish (restored when sr_applied)
-    context: np.ndarray | None  # context crop to publish
+    context: np.ndarray | None  # context crop to publish (restored face fused in when sr_applied)
     sr_applied: bool = False
     model: str | None = None  # name and version of the model that restored the face
+    original_face: np.ndarray | None = None  # the aligned crop as detected, kept alongside
+    original_context: np.ndarray | None = None
 
 
 class Enhancer(Protocol):
@@ -32,5 +48,105 @@ class PassThrough:
         return Enhanced(face=candidate.aligned, context=candidate.context)
 
 
-def make_enhancer(config) -> Enhancer:
-    return PassThrough()
+class SuperResolver:
+    """The SR generator (ONNX): low-res aligned BGR uint8 faces -> 112x112 BGR uint8."""
+
+    def __init__(self, model: str = "weights:sr.onnx", inference=None, backend=None):
+        from trt_engines.models import open_model
+
+        from .config import InferenceConfig
+        from .model_files import load_onnx, resolve_model, sha256_file
+
+        path = resolve_model(model)
+        meta = {prop.key: prop.value for prop in load_onnx(path).metadata_props}
+        self.scale = int(meta.get("scale", 4))
+        self.lr_size = ALIGNED_SIZE // self.scale
+        self.name = f"{meta.get('name', path.stem)}:{meta.get('version', sha256_file(path)[:12])}"
+        self.backend = backend or open_model("sr", inference or InferenceConfig(), ref=model)
+        self.input_name = self.backend.input_names[0]
+
+    def lowres(self, aligned: np.ndarray) -> np.ndarray:
+        return cv2.resize(aligned, (self.lr_size, self.lr_size), interpolation=cv2.INTER_AREA)
+
+    def restore(self, lowres: np.ndarray) -> np.ndarray:
+        batch = np.asarray(lowres)
+        if batch.ndim == 3:
+            batch = batch[None]
+        blob = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        out = self.backend.run({self.input_name: blob})[0]
+        return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def face_mask(size: int = ALIGNED_SIZE, grow: float = 1.6, feather: float = 6.0) -> np.ndarray:
+    """Soft face region in aligned coordinates: the landmark hull grown about its centre,
+    feathered with a Gaussian, and tapered to exactly zero at the crop border."""
+    points = TEMPLATE * (size / ALIGNED_SIZE)
+    centre = points.mean(axis=0)
+    hull = cv2.convexHull(((points - centre) * grow + centre).astype(np.float32)).astype(np.int32)
+    mask = np.zeros((size, size), np.float32)
+    cv2.fillConvexPoly(mask, hull, 1.0)
+    mask = cv2.GaussianBlur(mask, (0, 0), feather)
+    ramp = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32) / (3 * feather)
+    taper = np.clip(np.minimum.outer(ramp, ramp), 0.0, 1.0)
+    return mask * taper
+
+
+def fuse(context: np.ndarray, context_origin: tuple[float, float], landmarks: np.ndarray,
+         restored: np.ndarray, zoom: float) -> np.ndarray:
+    """Blend the restored aligned face into the context crop upscaled by `zoom`.
+
+    `context_origin` is the crop's top-left corner in frame pixels, `landmarks` the face's
+    landmarks in frame pixels. Outside the soft mask the result is the upscaled context exactly.
+    """
+    from insightface.utils import face_align
+
+    size = restored.shape[0]
+    to_aligned = face_align.estimate_norm(np.asarray(landmarks, np.float32), size)
+    to_frame = cv2.invertAffineTransform(to_aligned)
+    to_context = zoom * np.hstack([to_frame[:, :2], (to_frame[:, 2] - np.asarray(context_origin))[:, None]])
+    height, width = context.shape[:2]
+    out_size = (max(1, int(round(width * zoom))), max(1, int(round(height * zoom))))
+    upscaled = cv2.resize(context, out_size, interpolation=cv2.INTER_CUBIC)
+    face = cv2.warpAffine(restored, to_context, out_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mask = cv2.warpAffine(face_mask(size), to_context, out_size, flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
+    blended = mask * face.astype(np.float32) + (1.0 - mask) * upscaled.astype(np.float32)
+    return np.where(mask > 0, np.clip(np.rint(blended), 0, 255), upscaled).astype(np.uint8)
+
+
+class SREnhancer:
+    """Seed 004's gate + generator + seed 001's fusion. Needs nothing beyond the Candidate:
+    its aligned crop, its detection (frame-pixel landmarks and box), frame shape and context."""
+
+    def __init__(self, resolver: SuperResolver, iod_threshold: float = 18.0, fuse_context: bool = True,
+                 context_margin: float = 0.5, max_zoom: float = 8.0):
+        self.resolver, self.iod_threshold = resolver, iod_threshold
+        self.fuse_context, self.context_margin, self.max_zoom = fuse_context, context_margin, max_zoom
+
+    def wants(self, candidate: Candidate) -> bool:
+        return inter_ocular_distance(candidate.detection.landmarks) < self.iod_threshold
+
+    def enhance(self, candidate: Candidate) -> Enhanced:
+        if not self.wants(candidate):
+            return Enhanced(face=candidate.aligned, context=candidate.context,
+                            original_face=candidate.aligned, original_context=candidate.context)
+        restored = self.resolver.restore(self.resolver.lowres(candidate.aligned))[0]
+        if restored.shape[0] != candidate.aligned.shape[0]:
+            restored = cv2.resize(restored, candidate.aligned.shape[1::-1], interpolation=cv2.INTER_AREA)
+        context = candidate.context
+        if self.fuse_context and context is not None:
+            x1, y1, _, _ = context_box(candidate.detection.bbox, candidate.frame_shape, self.context_margin)
+            iod = inter_ocular_distance(candidate.detection.landmarks)
+            zoom = float(np.clip(TEMPLATE_IOD * restored.shape[0] / ALIGNED_SIZE / max(iod, 1e-3), 1.0, self.max_zoom))
+            context = fuse(context, (x1, y1), candidate.detection.landmarks, restored, zoom)
+        return Enhanced(face=restored, context=context, sr_applied=True, model=self.resolver.name,
+                        original_face=candidate.aligned, original_context=candidate.context)
+
+
+def make_enhancer(config, inference=None, context_margin: float = 0.5) -> Enhancer:
+    """Build from the `enhance` section, on the `inference` section's backend; pass
+    `select.context_margin` so fusion finds the context crop's origin in the frame."""
+    if not config.enabled:
+        return PassThrough()
+    return SREnhancer(SuperResolver(config.model, inference), config.iod_threshold, config.fuse_context,
+                      context_margin)

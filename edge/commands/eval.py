@@ -1,4 +1,4 @@
-"""`faceedge eval selection`: evaluations that print side-by-side comparisons."""
+"""`faceedge eval selection|sr`: evaluations that print side-by-side comparisons."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import importlib
 
 EVALUATIONS = {
     "selection": "pipelines.selection.evaluate",
+    "sr": "pipelines.sr.evaluate",
 }
 
 

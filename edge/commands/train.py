@@ -1,4 +1,4 @@
-"""`faceedge train quality|selection`: each model's trainer lives in `pipelines/`."""
+"""`faceedge train quality|selection|sr`: each model's trainer lives in `pipelines/`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib
 TRAINERS = {
     "quality": "pipelines.quality.cli",
     "selection": "pipelines.selection.cli",
+    "sr": "pipelines.sr.cli",
 }
 
 

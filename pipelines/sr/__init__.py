@@ -1,0 +1,1 @@
+"""Identity-preserving face super-resolution: data, generator, losses, pruning, training, evaluation."""

@@ -1,0 +1,260 @@
+"""SR: loss terms, differentiable SFace, pruning, ONNX parity, a short training run, gating, fusion."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edge.detect import Detection
+from edge.enhance import TEMPLATE, SREnhancer, SuperResolver, face_mask, fuse
+from edge.select import Candidate
+from pipelines import degrade as dg
+from pipelines.sr import losses
+from pipelines.sr.data import SR_STEPS, PairSampler, Source
+from pipelines.sr.export import export_onnx, parity
+from pipelines.sr.models import Generator, count_macs, count_parameters
+from pipelines.sr.pruning import prune_block, prune_generator
+from pipelines.sr.train import TrainConfig, Trainer, augmentation_factor, next_severity
+
+torch.set_num_threads(1)
+
+
+def _face_image(seed=0, size=112):
+    """A smooth textured picture with a face-like layout: what the samplers and the enhancer need."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (14, 14, 3)).astype(np.uint8)
+    image = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+    for x, y in TEMPLATE * size / 112:
+        cv2.circle(image, (int(x), int(y)), 4, (20, 20, 20), -1)
+    return image
+
+
+# --- loss terms on hand-made inputs -------------------------------------------------------------
+
+def test_gan_losses_match_the_log_formula():
+    zero = torch.zeros(4)
+    assert losses.generator_gan_loss(zero).item() == pytest.approx(math.log(2))
+    # D(G) = sigmoid(3): -log D = log(1 + e^-3)
+    assert losses.generator_gan_loss(torch.full((2,), 3.0)).item() == pytest.approx(math.log1p(math.exp(-3)))
+    assert losses.discriminator_loss(torch.full((2,), 20.0), torch.full((2,), -20.0)).item() < 1e-6
+    assert losses.discriminator_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+
+
+def test_identity_loss_is_one_minus_cosine():
+    def embed(x):
+        return torch.nn.functional.normalize(x.flatten(1), dim=1)
+
+    a = torch.tensor([[[[1.0, 0.0]]]])
+    b = torch.tensor([[[[0.0, 1.0]]]])
+    c = torch.tensor([[[[1.0, 1.0]]]])
+    assert losses.identity_loss(embed, a, a).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.identity_loss(embed, a, b).item() == pytest.approx(1.0)
+    assert losses.identity_loss(embed, a, c).item() == pytest.approx(1 - 1 / math.sqrt(2))
+
+
+def test_joint_loss_uses_seed_003_weights():
+    weights = losses.LossWeights(identity=0.5)
+    assert (weights.l1, weights.gan) == (1.0, 1e-4)
+    terms = {"l1": torch.tensor(0.2), "gan": torch.tensor(3.0), "identity": torch.tensor(0.4)}
+    assert losses.joint_loss(terms, weights).item() == pytest.approx(0.2 + 3e-4 + 0.2)
+
+
+def test_distillation_loss_is_zero_for_identical_student():
+    feats, out = torch.rand(2, 8, 4, 4), torch.rand(2, 3, 8, 8)
+    assert losses.distillation_loss(feats, feats, out, out).item() == 0.0
+    assert losses.distillation_loss(feats + 0.5, feats, out, out).item() == pytest.approx(0.5)
+
+
+# --- differentiable recogniser ------------------------------------------------------------------
+
+def test_torch_sface_matches_onnxruntime():
+    from edge.recognize import SFaceRecognizer
+    from pipelines.sr.sface_torch import SFaceTorch
+
+    faces = np.stack([_face_image(seed) for seed in range(3)])
+    expected = SFaceRecognizer(threads=1).embed(faces)
+    model = SFaceTorch()
+    bgr01 = torch.from_numpy(faces.transpose(0, 3, 1, 2).copy()).float() / 255.0
+    bgr01.requires_grad_(True)
+    got = model.embed_bgr01(bgr01)
+    assert np.abs(got.detach().numpy() - expected).max() < 1e-4
+    got.sum().backward()  # gradients reach the image: usable as a loss
+    assert bgr01.grad is not None and bgr01.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+# --- degradations are the selection helper's -----------------------------------------------------
+
+def test_sr_pairs_use_the_shared_recipe_ranges():
+    assert set(SR_STEPS) <= set(dg.STEP_ORDER)
+    recipe = dg.Degradation(probabilities=dict(SR_STEPS))
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        params = recipe.sample((112, 112, 3), rng)
+        if "gaussian_blur" in params:
+            assert params["gaussian_blur"]["ksize"] in dg.GAUSSIAN_KERNEL_SIZES
+        if "motion_blur" in params:
+            assert dg.MOTION_LENGTH_RANGE[0] <= params["motion_blur"]["length"] <= dg.MOTION_LENGTH_RANGE[1]
+            assert dg.MOTION_ANGLE_RANGE[0] <= params["motion_blur"]["angle"] <= dg.MOTION_ANGLE_RANGE[1]
+        if "jpeg" in params:
+            assert dg.JPEG_QUALITY_RANGE[0] <= params["jpeg"]["quality"] <= dg.JPEG_QUALITY_RANGE[1]
+    sampler = PairSampler([Source("a", _face_image(), TEMPLATE.copy())], scale=4, seed=1)
+    lows, highs = sampler.batch(3)
+    assert lows.shape == (3, 28, 28, 3) and highs.shape == (3, 112, 112, 3)
+    again = PairSampler([Source("a", _face_image(), TEMPLATE.copy())], scale=4, seed=1).batch(3)
+    assert np.array_equal(again[0], lows)  # deterministic under its seed
+
+
+def test_augmentation_factor_moves_severity():
+    assert augmentation_factor(0.2, 0.8, 0.8) == 1.0
+    assert augmentation_factor(0.2, 0.8, 0.2) == 0.0
+    assert augmentation_factor(0.2, 0.8, 0.5) == pytest.approx(0.5)
+    assert math.isnan(augmentation_factor(0.50, 0.51, 0.5))  # discriminator not separating yet
+    assert next_severity(0.5, float("nan")) == 0.5
+    assert next_severity(0.5, 0.9) == pytest.approx(0.6)
+    assert next_severity(0.5, 0.1) == pytest.approx(0.4)
+    assert next_severity(0.5, 0.4) == 0.5
+    assert next_severity(1.0, 0.9) == 1.0 and next_severity(0.3, 0.0) == 0.3
+
+
+# --- generator, pruning, export -----------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_generator_shapes_and_onnx_parity(scale, tmp_path):
+    torch.manual_seed(0)
+    gen = Generator(scale=scale).eval()
+    assert gen(torch.rand(1, 3, 112 // scale, 112 // scale)).shape == (1, 3, 112, 112)
+    path = export_onnx(gen, tmp_path / "g.onnx")
+    assert parity(gen, path) < 1e-4
+
+
+def test_pruning_keeps_the_ratio_it_reports():
+    torch.manual_seed(0)
+    gen = Generator(channels=16, blocks=3).eval()
+    low, high = torch.rand(4, 3, 28, 28), torch.rand(4, 3, 112, 112)
+    pruned, report = prune_generator(gen, 0.5, low, high, max_psnr_drop=100.0)
+    for layer, block in zip(report, pruned.body):
+        assert layer.applied == pytest.approx(0.5)
+        assert block.conv1.out_channels == block.conv2.in_channels == layer.channels_after == 8
+    rebuilt = Generator(channels=16, inner=pruned.config["inner"])
+    assert count_parameters(rebuilt) == count_parameters(pruned) < count_parameters(gen)
+    assert count_macs(pruned, 28) < count_macs(gen, 28)
+    # A check no cut can pass backs every layer off to zero.
+    whole, report = prune_generator(gen, 0.5, low, high, max_psnr_drop=-1.0)
+    assert all(layer.applied == 0.0 for layer in report)
+    assert count_parameters(whole) == count_parameters(gen)
+
+
+def test_prune_block_keeps_the_strongest_filters():
+    torch.manual_seed(0)
+    block = Generator(channels=8, blocks=1).body[0]
+    with torch.no_grad():
+        block.conv1.weight[3] *= 100
+    kept = block.conv1.weight[3].clone()
+    assert prune_block(block, 0.75) == 2
+    assert any(torch.equal(w, kept) for w in block.conv1.weight)
+
+
+# --- training -----------------------------------------------------------------------------------
+
+def test_few_training_steps_reduce_the_loss():
+    from pipelines.sr.sface_torch import SFaceTorch
+
+    sources = [Source(str(i), _face_image(i), TEMPLATE.copy()) for i in range(3)]
+    config = TrainConfig(epochs=3, steps_per_epoch=8, batch=4, identity_batch=2, lr=2e-3, severity=0.5)
+    trainer = Trainer(config, PairSampler(sources, 4, 0.5, seed=0), SFaceTorch())
+    gen = trainer.fit(Generator(), config.epochs, "teacher")
+    history = trainer.history
+    assert len(history) == 3 and {"l1", "gan", "identity", "factor", "severity"} <= set(history[0])
+    assert history[-1]["total"] < history[0]["total"]
+    assert history[-1]["check_psnr"] > history[0]["check_psnr"]
+    assert isinstance(gen, Generator)
+
+
+# --- in the pipeline: gating and fusion ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resolver(tmp_path_factory):
+    torch.manual_seed(0)
+    path = export_onnx(Generator().eval(), tmp_path_factory.mktemp("sr") / "sr.onnx", {"name": "sr", "version": "t"})
+    return SuperResolver(str(path))
+
+
+def _candidate(iod: float, frame_size: int = 400):
+    frame = _face_image(1, frame_size)
+    scale = iod / float(np.linalg.norm(TEMPLATE[1] - TEMPLATE[0]))
+    landmarks = (TEMPLATE - 56) * scale + frame_size / 2
+    bbox = np.array([*(landmarks.min(0) - 10 * scale), *(landmarks.max(0) + 10 * scale)], np.float32)
+    from edge.align import align_face, context_crop
+
+    return Candidate(aligned=align_face(frame, landmarks), detection=Detection(bbox, landmarks, 0.9),
+                     frame_shape=frame.shape[:2], context=context_crop(frame, bbox, 0.5))
+
+
+def test_gate_restores_only_small_faces(resolver):
+    enhancer = SREnhancer(resolver, iod_threshold=18.0)
+    small, large = _candidate(10.0), _candidate(40.0)
+    result = enhancer.enhance(small)
+    assert result.sr_applied and result.model == "sr:t"
+    assert result.face.shape == (112, 112, 3) and result.original_face is small.aligned
+    assert result.context.shape[0] > small.context.shape[0]  # upscaled context with the face fused in
+    passed = enhancer.enhance(large)
+    assert not passed.sr_applied and passed.model is None
+    assert passed.face is large.aligned and passed.context is large.context
+    assert SREnhancer(resolver, iod_threshold=41.0).enhance(large).sr_applied
+
+
+def test_fusion_mask_is_soft_and_leaves_the_context_alone_far_from_the_face():
+    mask = face_mask()
+    assert mask.max() == pytest.approx(1.0, abs=0.02) and mask.min() == 0.0
+    assert ((mask > 0.05) & (mask < 0.95)).sum() > 500  # a wide soft band, no hard edge
+    assert max(np.abs(np.diff(mask, axis=0)).max(), np.abs(np.diff(mask, axis=1)).max()) < 0.1
+    assert mask[0].max() == mask[-1].max() == mask[:, 0].max() == mask[:, -1].max() == 0.0
+
+    candidate = _candidate(10.0)
+    from edge.align import context_box
+
+    x1, y1, _, _ = context_box(candidate.detection.bbox, candidate.frame_shape, 0.5)
+    restored = np.full((112, 112, 3), 255, np.uint8)  # maximally different from the context
+    zoom = 3.0
+    fused = fuse(candidate.context, (x1, y1), candidate.detection.landmarks, restored, zoom)
+    height, width = candidate.context.shape[:2]
+    upscaled = cv2.resize(candidate.context, (round(width * zoom), round(height * zoom)),
+                          interpolation=cv2.INTER_CUBIC)
+    assert fused.shape == upscaled.shape
+    corner = slice(0, 8)
+    assert np.array_equal(fused[corner, corner], upscaled[corner, corner])
+    changed = np.abs(fused.astype(int) - upscaled.astype(int)).max(axis=2)
+    assert changed.max() > 100  # the face went in
+    # No seam: along any row through the face the change ramps up over several pixels.
+    row = changed[changed.shape[0] // 2]
+    assert np.abs(np.diff(row)).max() < 60
+
+
+def test_enhance_config_defaults_and_gate_setting():
+    from edge.config import EnhanceConfig, load_config
+    from edge.enhance import PassThrough, make_enhancer
+    from edge.errors import ConfigError
+
+    defaults = EnhanceConfig()
+    assert defaults.enabled and defaults.model == "weights:sr.onnx" and defaults.iod_threshold == 18.0
+    config = load_config(overrides=["enhance.iod_threshold=24", "enhance.enabled=false"])
+    assert config.enhance.iod_threshold == 24.0
+    assert isinstance(make_enhancer(config.enhance), PassThrough)
+    with pytest.raises(ConfigError):
+        load_config(overrides=["enhance.iod=3"])
+
+
+def test_shipped_model_is_small_and_restores():
+    from edge.model_files import resolve_model
+
+    assert resolve_model("weights:sr.onnx").stat().st_size <= 5 * 2**20
+    shipped = SuperResolver()
+    assert shipped.scale == 4 and shipped.lr_size == 28 and shipped.name == "sr:1"
+    face = _face_image()
+    restored = shipped.restore(shipped.lowres(face))
+    assert restored.shape == (1, 112, 112, 3) and restored.dtype == np.uint8
+    # It restores towards the picture, not away from it: closer than a flat grey face.
+    assert np.abs(restored[0].astype(int) - face).mean() < np.abs(128 - face.astype(int)).mean()
