@@ -33,8 +33,7 @@ class Enhanced:
     context: np.ndarray | None  # context crop to publish (restored face fused in when sr_applied)
     sr_applied: bool = False
     model: str | None = None  # name and version of the model that restored the face
-    original_face: np.ndarray | None = None  # the aligned crop as detected, kept alongside
-    original_context: np.ndarray | None = None
+    original_face: np.ndarray | None = None  # the aligned crop as detected, published alongside
 
 
 class Enhancer(Protocol):
@@ -129,7 +128,7 @@ class SREnhancer:
     def enhance(self, candidate: Candidate) -> Enhanced:
         if not self.wants(candidate):
             return Enhanced(face=candidate.aligned, context=candidate.context,
-                            original_face=candidate.aligned, original_context=candidate.context)
+                            original_face=candidate.aligned)
         restored = self.resolver.restore(self.resolver.lowres(candidate.aligned))[0]
         if restored.shape[0] != candidate.aligned.shape[0]:
             restored = cv2.resize(restored, candidate.aligned.shape[1::-1], interpolation=cv2.INTER_AREA)
@@ -140,7 +139,7 @@ class SREnhancer:
             zoom = float(np.clip(TEMPLATE_IOD * restored.shape[0] / ALIGNED_SIZE / max(iod, 1e-3), 1.0, self.max_zoom))
             context = fuse(context, (x1, y1), candidate.detection.landmarks, restored, zoom)
         return Enhanced(face=restored, context=context, sr_applied=True, model=self.resolver.name,
-                        original_face=candidate.aligned, original_context=candidate.context)
+                        original_face=candidate.aligned)
 
 
 def make_enhancer(config, inference=None, context_margin: float = 0.5) -> Enhancer:

@@ -84,7 +84,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.detector = detector or make_detector(config)
         self.scorer = scorer or make_scorer(config.select, config.inference)
-        self.enhancer = enhancer or make_enhancer(config.enhance)
+        self.enhancer = enhancer or make_enhancer(config.enhance, config.inference, config.select.context_margin)
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.jobs: queue.Queue = queue.Queue()
@@ -306,7 +306,7 @@ class Pipeline:
         enhanced_at = time.perf_counter()
         self.metrics.observe(stream, "enhance", enhanced_at - started)
         meta = dict(job.meta, sr_applied=enhanced.sr_applied, sr_model=enhanced.model)
-        original = job.candidate.aligned if enhanced.sr_applied else None
+        original = enhanced.original_face if enhanced.sr_applied else None
         parts = encode_message(meta, enhanced.face, enhanced.context, original,
                                self.config.publish.jpeg_quality)
         if self.spool is not None:  # kept whether or not anyone receives it
