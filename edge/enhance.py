@@ -17,7 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .align import context_box, inter_ocular_distance
+from .align import inter_ocular_distance
 from .select import Candidate
 
 ALIGNED_SIZE = 112
@@ -118,9 +118,9 @@ class SREnhancer:
     its aligned crop, its detection (frame-pixel landmarks and box), frame shape and context."""
 
     def __init__(self, resolver: SuperResolver, iod_threshold: float = 18.0, fuse_context: bool = True,
-                 context_margin: float = 0.5, max_zoom: float = 8.0):
+                 max_zoom: float = 8.0):
         self.resolver, self.iod_threshold = resolver, iod_threshold
-        self.fuse_context, self.context_margin, self.max_zoom = fuse_context, context_margin, max_zoom
+        self.fuse_context, self.max_zoom = fuse_context, max_zoom
 
     def wants(self, candidate: Candidate) -> bool:
         return inter_ocular_distance(candidate.detection.landmarks) < self.iod_threshold
@@ -134,18 +134,15 @@ class SREnhancer:
             restored = cv2.resize(restored, candidate.aligned.shape[1::-1], interpolation=cv2.INTER_AREA)
         context = candidate.context
         if self.fuse_context and context is not None:
-            x1, y1, _, _ = context_box(candidate.detection.bbox, candidate.frame_shape, self.context_margin)
             iod = inter_ocular_distance(candidate.detection.landmarks)
             zoom = float(np.clip(TEMPLATE_IOD * restored.shape[0] / ALIGNED_SIZE / max(iod, 1e-3), 1.0, self.max_zoom))
-            context = fuse(context, (x1, y1), candidate.detection.landmarks, restored, zoom)
+            context = fuse(context, candidate.context_origin, candidate.detection.landmarks, restored, zoom)
         return Enhanced(face=restored, context=context, sr_applied=True, model=self.resolver.name,
                         original_face=candidate.aligned)
 
 
-def make_enhancer(config, inference=None, context_margin: float = 0.5) -> Enhancer:
-    """Build from the `enhance` section, on the `inference` section's backend; pass
-    `select.context_margin` so fusion finds the context crop's origin in the frame."""
+def make_enhancer(config, inference=None) -> Enhancer:
+    """Build from the `enhance` section, on the `inference` section's backend."""
     if not config.enabled:
         return PassThrough()
-    return SREnhancer(SuperResolver(config.model, inference), config.iod_threshold, config.fuse_context,
-                      context_margin)
+    return SREnhancer(SuperResolver(config.model, inference), config.iod_threshold, config.fuse_context)

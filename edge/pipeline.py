@@ -84,7 +84,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.detector = detector or make_detector(config)
         self.scorer = scorer or make_scorer(config.select, config.inference)
-        self.enhancer = enhancer or make_enhancer(config.enhance, config.inference, config.select.context_margin)
+        self.enhancer = enhancer or make_enhancer(config.enhance, config.inference)
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.jobs: queue.Queue = queue.Queue()
@@ -239,7 +239,7 @@ class Pipeline:
         x1, y1, x2, y2 = context_box(det.bbox, packet.full.shape, self.config.select.context_margin)
         context, (ox, oy) = packet.full.crop_bgr(x1, y1, x2, y2)
         aligned = align_face(context, det.landmarks - np.array([ox, oy], dtype=np.float32), size)
-        return Candidate(aligned, det, packet.full.shape, packet.index, packet.pts_s, context, packet.wall)
+        return Candidate(aligned, det, packet.full.shape, packet.index, packet.pts_s, context, packet.wall, (ox, oy))
 
     def _end_tracks(self, stream: str, state: StreamState, keys) -> None:
         for key in keys:

@@ -27,6 +27,7 @@ class Candidate:
     pts_s: float | None = None
     context: np.ndarray | None = None  # face with margin, cut from the full-resolution frame
     wall: float = 0.0  # Unix time the frame was decoded
+    context_origin: tuple[int, int] = (0, 0)  # top-left of `context` in the source frame
 
     def touches_edge(self, margin: int) -> bool:
         x1, y1, x2, y2 = self.detection.bbox

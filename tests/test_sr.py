@@ -187,10 +187,11 @@ def _candidate(iod: float, frame_size: int = 400):
     scale = iod / float(np.linalg.norm(TEMPLATE[1] - TEMPLATE[0]))
     landmarks = (TEMPLATE - 56) * scale + frame_size / 2
     bbox = np.array([*(landmarks.min(0) - 10 * scale), *(landmarks.max(0) + 10 * scale)], np.float32)
-    from edge.align import align_face, context_crop
+    from edge.align import align_face, context_box
 
+    x1, y1, x2, y2 = context_box(bbox, frame.shape, 0.5)
     return Candidate(aligned=align_face(frame, landmarks), detection=Detection(bbox, landmarks, 0.9),
-                     frame_shape=frame.shape[:2], context=context_crop(frame, bbox, 0.5))
+                     frame_shape=frame.shape[:2], context=frame[y1:y2, x1:x2].copy(), context_origin=(x1, y1))
 
 
 def test_gate_restores_only_small_faces(resolver):
@@ -214,12 +215,9 @@ def test_fusion_mask_is_soft_and_leaves_the_context_alone_far_from_the_face():
     assert mask[0].max() == mask[-1].max() == mask[:, 0].max() == mask[:, -1].max() == 0.0
 
     candidate = _candidate(10.0)
-    from edge.align import context_box
-
-    x1, y1, _, _ = context_box(candidate.detection.bbox, candidate.frame_shape, 0.5)
     restored = np.full((112, 112, 3), 255, np.uint8)  # maximally different from the context
     zoom = 3.0
-    fused = fuse(candidate.context, (x1, y1), candidate.detection.landmarks, restored, zoom)
+    fused = fuse(candidate.context, candidate.context_origin, candidate.detection.landmarks, restored, zoom)
     height, width = candidate.context.shape[:2]
     upscaled = cv2.resize(candidate.context, (round(width * zoom), round(height * zoom)),
                           interpolation=cv2.INTER_CUBIC)

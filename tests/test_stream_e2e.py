@@ -108,6 +108,8 @@ def test_rtsp_to_zeromq_with_metrics_and_sigterm(rtsp_server, transport, tmp_pat
         assert message.topic == "face.door"
         face = decode_jpeg(message.face_jpeg)
         assert face.shape == (112, 112, 3)
+        # A restored face always travels with the original it was restored from.
+        assert (message.original_jpeg is not None) == message.meta["sr_applied"] == bool(message.meta["sr_model"])
         context = decode_jpeg(message.context_jpeg)
         scale = 320 / min(context.shape[:2])
         context_found += bool(detector.detect(cv2.resize(context, None, fx=scale, fy=scale)))
