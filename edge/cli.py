@@ -1,13 +1,13 @@
-"""`faceedge` command line. Each subcommand lives in its own module and is imported lazily,
+"""`faceedge` command line. Only the chosen subcommand's module is imported,
 so `faceedge subscribe` does not pay for torch or onnxruntime."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
+from .commands import add_module_subcommands, run_module
 from .errors import FaceEdgeError
 
 # name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
@@ -25,26 +25,22 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faceedge", description=__doc__.split("\n")[0])
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceedge", description="Real-time face best-shot engine for camera streams.")
     parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(command)
+    add_module_subcommands(parser, COMMANDS, "command", argv)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=(args.log_level or "info").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return importlib.import_module(args._module).run(args) or 0
+        return run_module(args)
     except FaceEdgeError as exc:
         logging.getLogger("faceedge").error("%s", exc)
         return exc.exit_code

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 
 from conftest import REPO, faceedge_cmd
 
@@ -12,6 +13,13 @@ def run_cli(*args, timeout=120):
 
 def error_lines(result):
     return [line for line in result.stderr.splitlines() if " ERROR " in line]
+
+
+def test_runtime_commands_do_not_need_torch():
+    # torch is the `train` extra: a runtime install (Jetson) must run without it.
+    code = ("import sys; from edge.cli import build_parser; build_parser(['run']).parse_args(['run']); "
+            "import edge.pipeline, edge.demo, edge.subscribe; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
 def test_unknown_config_key_exits_2_naming_it():

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
+from . import add_module_subcommands, run_module
 
 EVALUATIONS = {
-    "selection": "pipelines.selection.evaluate",
-    "sr": "pipelines.sr.evaluate",
+    "selection": ("pipelines.selection.evaluate", "scorers' error-versus-discard and best-of-track rank-1"),
+    "sr": ("pipelines.sr.evaluate", "SR vs bicubic: PSNR, SSIM, identity cosine, rank-1"),
 }
 
 
 def add_arguments(parser) -> None:
-    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
-    for name, module in EVALUATIONS.items():
-        command = sub.add_parser(name, help=f"evaluate {name}")
-        command.set_defaults(_evaluation=module)
-        importlib.import_module(module).add_arguments(command)
+    add_module_subcommands(parser, EVALUATIONS, "what")
 
 
-def run(args) -> int:
-    return importlib.import_module(args._evaluation).run(args)
+run = run_module

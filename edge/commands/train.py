@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
+from . import add_module_subcommands, run_module
 
-# model -> module defining add_arguments(parser) and run(args) -> int
 TRAINERS = {
-    "quality": "pipelines.quality.cli",
-    "selection": "pipelines.selection.cli",
-    "sr": "pipelines.sr.cli",
+    "quality": ("pipelines.quality.cli", "train the quality model (seed 000)"),
+    "selection": ("pipelines.selection.cli", "train the selection model (seed 002)"),
+    "sr": ("pipelines.sr.cli", "train the super-resolution generator (seeds 003, 004, 001)"),
 }
 
 
 def add_arguments(parser) -> None:
-    sub = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
-    for name, module in TRAINERS.items():
-        command = sub.add_parser(name, help=f"train the {name} model")
-        command.set_defaults(_trainer=module)
-        importlib.import_module(module).add_arguments(command)
+    add_module_subcommands(parser, TRAINERS, "model")
 
 
-def run(args) -> int:
-    return importlib.import_module(args._trainer).run(args)
+run = run_module
