@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import zmq
 
 from .config import load_config
 from .pipeline import Pipeline
@@ -101,15 +102,14 @@ def run_demo(out: Path, overrides: list[str] = (), seconds: float = 6.0) -> dict
         jsonl.unlink()
     saver = FaceSaver(faces_dir)
     subscriber = connect(endpoint)
+    # It connects before the pipeline binds: retry every 10 ms so no early face is missed.
+    subscriber.setsockopt(zmq.RECONNECT_IVL, 10)
     done = threading.Event()
     receiver = threading.Thread(target=receive, args=(subscriber, saver, None, None, done.is_set), daemon=True)
     receiver.start()
     pipeline = Pipeline(config)
     status = pipeline.run()
-    # Let the last messages cross the socket, then stop the receiver.
-    while subscriber.poll(500):
-        saver.save(subscriber.recv_multipart())
-    done.set()
+    done.set()  # the receiver saves what is still in flight, then returns
     receiver.join()
     subscriber.close()
     records = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []

@@ -56,11 +56,14 @@ def connect(endpoint: str, topic: str = "face.", context: zmq.Context | None = N
 
 def receive(socket: zmq.Socket, saver: FaceSaver, timeout_s: float | None, limit: int | None = None,
             stop=None) -> int:
-    """Save messages until `limit`, `timeout_s` of silence, or `stop()` returns True."""
+    """Save messages until `limit`, `timeout_s` of silence, or `stop()` turns true and what had
+    already arrived is saved (the first quiet 0.2 s after it)."""
     saved = 0
-    while (limit is None or saved < limit) and not (stop and stop()):
-        if not socket.poll(int((timeout_s if timeout_s is not None else 0.2) * 1000)):
-            if timeout_s is not None:
+    wait_ms = int((timeout_s if timeout_s is not None else 0.2) * 1000)
+    while limit is None or saved < limit:
+        stopping = stop is not None and stop()
+        if not socket.poll(wait_ms):
+            if timeout_s is not None or stopping:
                 break
             continue
         if saver.save(socket.recv_multipart()) is not None:
