@@ -6,6 +6,7 @@ point 0), which is what TensorRT's explicit quantisation accepts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -24,6 +25,17 @@ class ArrayReader:
 
     def get_next(self):
         return next(self._items, None)
+
+
+@contextlib.contextmanager
+def _working_directory(path: str):
+    """chdir for the block (calibration is a single-threaded command, never inside the pipeline)."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 WEIGHTED_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
@@ -60,8 +72,10 @@ def quantize_qdq(float_path: Path, out_path: Path, input_name: str, batches: lis
         raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
     calibrate = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
                  "minmax": CalibrationMethod.MinMax}[method]
-    out_path = Path(out_path)
-    with tempfile.TemporaryDirectory() as tmp:
+    float_path, out_path = Path(float_path).resolve(), Path(out_path).resolve()  # we chdir below
+    with tempfile.TemporaryDirectory() as tmp, _working_directory(tmp):
+        # ORT's pre-processing writes scratch files (sym_shape_infer_temp.onnx, <uuid>.data)
+        # into the working directory; keep them in the temporary one.
         pre = Path(tmp) / "pre.onnx"
         try:
             quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=False)

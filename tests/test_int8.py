@@ -73,3 +73,19 @@ def test_first_layer_and_head_stay_float():
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
     assert set(float_nodes(helper.make_model(graph))) == {"first", "fc", "sigmoid"}
+
+
+def test_quantizing_leaves_the_working_directory_clean(tmp_path, monkeypatch):
+    import numpy as np
+
+    from calibration.quantize import quantize_qdq
+    from trt_engines.models import model_path
+
+    # YuNet's free H, W sends ORT's pre-processing down its path that writes scratch files.
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    out = quantize_qdq(model_path("detector"), tmp_path / "det.int8.onnx", "input",
+                       [np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)])
+    assert out.is_file()
+    assert list(work.iterdir()) == []
