@@ -10,10 +10,9 @@ import threading
 import time
 import urllib.request
 
-import pytest
 import zmq
 
-from conftest import RtspServer, free_port, wait_for
+from conftest import RtspServer, free_port
 from edge.config import load_config
 from edge.pipeline import Pipeline
 from edge.publish import decode_message

@@ -1,8 +1,6 @@
 import threading
-from fractions import Fraction
 
 import av
-import cv2
 import numpy as np
 import pytest
 

@@ -3,7 +3,6 @@ and a real scrape of /metrics; SIGTERM mid-stream still delivers every live trac
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
