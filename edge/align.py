@@ -11,6 +11,9 @@ from insightface.utils import face_align
 warnings.filterwarnings("ignore", category=FutureWarning, module="insightface.utils.face_align")
 
 ALIGNED_SIZE = 112
+# insightface's ArcFace template: where the 5 landmarks land in an ALIGNED_SIZE face.
+ARCFACE_TEMPLATE = face_align.arcface_dst.astype(np.float32)
+TEMPLATE_IOD = float(np.linalg.norm(ARCFACE_TEMPLATE[1] - ARCFACE_TEMPLATE[0]))
 
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:

@@ -17,14 +17,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .align import inter_ocular_distance
+from .align import ALIGNED_SIZE, ARCFACE_TEMPLATE, TEMPLATE_IOD, inter_ocular_distance
 from .select import Candidate
 
-ALIGNED_SIZE = 112
-# insightface's ArcFace template (112x112), the landmarks every aligned face lands on.
-TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                     [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
-TEMPLATE_IOD = float(np.linalg.norm(TEMPLATE[1] - TEMPLATE[0]))
 
 
 @dataclass
@@ -79,7 +74,7 @@ class SuperResolver:
 def face_mask(size: int = ALIGNED_SIZE, grow: float = 1.6, feather: float = 6.0) -> np.ndarray:
     """Soft face region in aligned coordinates: the landmark hull grown about its centre,
     feathered with a Gaussian, and tapered to exactly zero at the crop border."""
-    points = TEMPLATE * (size / ALIGNED_SIZE)
+    points = ARCFACE_TEMPLATE * (size / ALIGNED_SIZE)
     centre = points.mean(axis=0)
     hull = cv2.convexHull(((points - centre) * grow + centre).astype(np.float32)).astype(np.int32)
     mask = np.zeros((size, size), np.float32)

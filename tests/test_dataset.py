@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.align import ARCFACE_TEMPLATE
 from pipelines.dataset import (FrontalFilter, build_dataset, estimate_yaw_pitch, holdout_identity,
                                split_identities)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # ArcFace 112x112 template: a frontal face by construction.
-TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                     [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+TEMPLATE = ARCFACE_TEMPLATE
 
 
 def _rotated(points, degrees):

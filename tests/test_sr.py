@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from edge.detect import Detection
-from edge.enhance import TEMPLATE, SREnhancer, SuperResolver, face_mask, fuse
+from edge.align import ARCFACE_TEMPLATE as TEMPLATE
+from edge.enhance import SREnhancer, SuperResolver, face_mask, fuse
 from edge.select import Candidate
 from pipelines import degrade as dg
 from pipelines.sr import losses

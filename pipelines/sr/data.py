@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.align import align_face, inter_ocular_distance
+from edge.align import TEMPLATE_IOD, align_face, inter_ocular_distance
 from edge.select import laplacian_variance
 from pipelines.dataset import build_dataset
 from pipelines.degrade import Degradation
@@ -26,7 +26,6 @@ from pipelines.degrade import Degradation
 log = logging.getLogger(__name__)
 
 HR_SIZE = 112
-TEMPLATE_IOD = 73.5318 - 38.2946  # ArcFace template eye distance at 112 px
 # Seed 003's restoration degradations; the recipe's pose/occlusion/exposure are not SR's job
 # and `low_res` replaces its resample step by the exact downscale.
 SR_STEPS = {"gaussian_blur": 0.5, "motion_blur": 0.3, "noise": 0.5, "jpeg": 0.7}
