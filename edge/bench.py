@@ -36,16 +36,18 @@ def full_pipeline(url: str, frames: int, overrides: list[str]) -> tuple[float, M
                          {"streams": [{"id": "bench", "url": url, "loop": True}]})
     metrics = Metrics(keep_samples=True)
     pipeline = Pipeline(config, metrics=metrics)
-    processed = metrics.frames_processed.labels("bench")
+    def processed() -> float:
+        return metrics.value("faceedge_frames_processed_total", stream="bench")
+
     runner = threading.Thread(target=pipeline.run, daemon=True)
     runner.start()
-    while processed._value.get() < 1 and runner.is_alive():
+    while processed() < 1 and runner.is_alive():
         time.sleep(0.002)
-    started, first = time.perf_counter(), processed._value.get()
-    while processed._value.get() < first + frames and runner.is_alive():
+    started, first = time.perf_counter(), processed()
+    while processed() < first + frames and runner.is_alive():
         time.sleep(0.002)
     elapsed = time.perf_counter() - started
-    counted = int(processed._value.get() - first)
+    counted = int(processed() - first)
     pipeline.stop()
     runner.join()
     return counted / elapsed, metrics, counted

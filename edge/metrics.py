@@ -15,7 +15,6 @@ from trt_engines.info import register_model_info
 
 log = logging.getLogger("faceedge.metrics")
 
-STAGES = ("decode", "detect", "track", "select", "enhance", "publish")
 STREAM_STATES = ("connecting", "live", "retrying", "finished", "failed", "stopped")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
 
@@ -59,6 +58,15 @@ class Metrics:
         self.stage_seconds.labels(stream, stage).observe(seconds)
         if self.samples is not None:
             self.samples.setdefault(stage, []).append(seconds)
+
+    def value(self, sample: str, **labels) -> float:
+        """Current value of one sample, e.g. value("faceedge_reconnects_total", stream="door")."""
+        return self.registry.get_sample_value(sample, labels) or 0.0
+
+    def published(self, stream: str) -> float:
+        """Face messages sent for `stream`, best and update events together."""
+        return sum(self.value("faceedge_faces_published_total", stream=stream, event=event)
+                   for event in ("best", "update"))
 
     def stream_state(self, stream: str, state: str, error: str | None = None) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from .align import align_face, context_box
 from .config import Config
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
+from .errors import ConfigError
 from .metrics import Metrics, MetricsServer
 from .notify import SystemdNotifier
 from .publish import Publisher, encode_message
@@ -77,8 +78,6 @@ class StreamState:
 class Pipeline:
     def __init__(self, config: Config, *, detector=None, scorer=None, enhancer=None, metrics: Metrics | None = None):
         if not config.streams:
-            from .errors import ConfigError
-
             raise ConfigError("no streams configured: give --rtsp URL, --input FILE or 'streams' in the config")
         self.config = config
         self.metrics = metrics or Metrics()
@@ -93,8 +92,6 @@ class Pipeline:
         self.streams: dict[str, StreamState] = {}
         for stream in config.streams:
             if stream.id in self.streams:
-                from .errors import ConfigError
-
                 raise ConfigError(f"streams: duplicate stream id {stream.id!r}")
             policy = config.source.drop_policy
             block = policy == "block" or (policy == "auto" and not is_live_url(stream.url))
@@ -139,8 +136,8 @@ class Pipeline:
         finally:
             self._shutdown()
         for name, state in self.streams.items():
-            processed = self.metrics.frames_processed.labels(name)._value.get()
-            published = sum(self.metrics.faces_published.labels(name, e)._value.get() for e in ("best", "update"))
+            processed = self.metrics.value("faceedge_frames_processed_total", stream=name)
+            published = self.metrics.published(name)
             log.info("stream %s: %d frames processed, %d faces published%s", name, processed, published,
                      f"; failed: {state.failed}" if state.failed else "")
         return 1 if any(s.failed for s in self.streams.values()) else 0
@@ -223,7 +220,7 @@ class Pipeline:
         scores = self.scorer.score(candidates) if candidates else []
         margin = self.config.select.edge_margin
         for (state, packet, key), cand, score in zip(matches, candidates, scores):
-            best = state.best.setdefault(key, BestFace(track_id=0))
+            best = state.best.setdefault(key, BestFace())
             best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
         for state, packet in round_:
             self._maybe_update(packet.stream, state, packet)

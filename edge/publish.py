@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import zmq
 
+from .errors import ConfigError
+
 log = logging.getLogger("faceedge.publish")
 
 SCHEMA = "faceedge.face/1"
@@ -102,8 +104,6 @@ class Publisher:
             self.socket.bind(bind)
         except zmq.ZMQError as exc:
             self.close()
-            from .errors import ConfigError
-
             raise ConfigError(f"publish.bind {bind!r}: cannot bind: {exc}") from exc
         self.endpoint = self.socket.getsockopt(zmq.LAST_ENDPOINT).decode()
         log.info("publishing faces on %s", self.endpoint)

@@ -115,7 +115,6 @@ def make_scorer(config, inference=None) -> Scorer:
 class BestFace:
     """The best candidate a track has seen so far, and what the track looked like."""
 
-    track_id: int
     candidate: Candidate | None = None
     score: float = float("-inf")
     rejected: bool = True  # the kept candidate touches the frame edge

@@ -40,10 +40,6 @@ def rss_bytes() -> int:
     return 0
 
 
-def counter(metric, *labels) -> float:
-    return metric.labels(*labels)._value.get()
-
-
 def video_seconds(path: Path) -> float:
     with av.open(str(path)) as container:
         return float(container.duration or 0) / av.time_base
@@ -141,12 +137,12 @@ def summarise(args, config, metrics: Metrics, samples, down_at, back_at) -> dict
     for stream in (s.id for s in config.streams):
         noticed, recovered = outage_times(samples, stream, down_at, back_at) if back_at else (None, None)
         streams[stream] = {
-            "faces_published": int(sum(counter(metrics.faces_published, stream, e) for e in ("best", "update"))),
-            "reconnects": int(counter(metrics.reconnects, stream)),
-            "frames_decoded": int(counter(metrics.frames_decoded, stream)),
-            "frames_processed": int(counter(metrics.frames_processed, stream)),
-            "frames_dropped": int(counter(metrics.frames_dropped, stream)),
-            "publish_dropped": int(counter(metrics.publish_dropped, stream)),
+            "faces_published": int(metrics.published(stream)),
+            "reconnects": int(metrics.value("faceedge_reconnects_total", stream=stream)),
+            "frames_decoded": int(metrics.value("faceedge_frames_decoded_total", stream=stream)),
+            "frames_processed": int(metrics.value("faceedge_frames_processed_total", stream=stream)),
+            "frames_dropped": int(metrics.value("faceedge_frames_dropped_total", stream=stream)),
+            "publish_dropped": int(metrics.value("faceedge_publish_dropped_total", stream=stream)),
             "outage_noticed_after_s": noticed,
             "live_again_after_s": recovered,
         }

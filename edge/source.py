@@ -162,7 +162,7 @@ def is_live_url(url: str) -> bool:
 
 
 class VideoSource(threading.Thread):
-    """Decodes one stream into `out` until stopped; reconnects on failure."""
+    """Decodes one stream into its `FrameBuffer` until stopped; reconnects on failure."""
 
     def __init__(self, stream, source_cfg, detect_size: int, buffer: FrameBuffer, metrics, stop: threading.Event):
         super().__init__(name=f"source-{stream.id}", daemon=True)

@@ -66,8 +66,8 @@ class Harness:
     def state(self, stream: str) -> str:
         return self.pipeline.metrics.streams.get(stream, {}).get("state", "")
 
-    def counter(self, counter, *labels) -> float:
-        return counter.labels(*labels)._value.get()
+    def value(self, sample: str, stream: str) -> float:
+        return self.pipeline.metrics.value(sample, stream=stream)
 
     def http(self, path: str) -> str:
         try:
@@ -84,7 +84,7 @@ def test_camera_restart_ends_tracks_cleanly_and_reconnects_fast(looped_video):
     port = server.port
     try:
         with Harness([{"id": "cam", "url": server.url}], "publish.update_interval_s=0.5") as h:
-            assert h.pump_until(lambda: h.counter(h.pipeline.metrics.tracks_active, "cam") >= 1, 60)
+            assert h.pump_until(lambda: h.value("faceedge_tracks_active", "cam") >= 1, 60)
             updated_before = {m.meta["track_id"] for m in h.published("cam", "update")}
             server.stop()
             assert h.pump_until(lambda: h.state("cam") == "retrying", 15), h.state("cam")
@@ -102,7 +102,7 @@ def test_camera_restart_ends_tracks_cleanly_and_reconnects_fast(looped_video):
             assert back_after < 5, f"stream back {back_after:.1f}s after the server"
             assert h.pump_until(lambda: len(h.published("cam")) > published_during_outage or any(
                 m.meta["track_id"] not in best_ids for m in h.messages), 60), "no faces after the reconnect"
-            assert h.counter(h.pipeline.metrics.reconnects, "cam") >= 1
+            assert h.value("faceedge_reconnects_total", "cam") >= 1
             new_ids = {m.meta["track_id"] for m in h.messages} - best_ids - updated_before
             assert new_ids and min(new_ids) > max(best_ids | updated_before), "track ids must not restart"
     finally:
@@ -134,7 +134,7 @@ def test_bad_urls_stalls_and_credentials_never_stop_or_leak(looped_video, caplog
             for bad in ("refused", "missing", "notvideo"):
                 assert h.state(bad) == "retrying", (bad, h.state(bad))
                 assert h.pipeline.metrics.streams[bad]["last_error"]
-                assert h.counter(h.pipeline.metrics.reconnects, bad) >= 1
+                assert h.value("faceedge_reconnects_total", bad) >= 1
             health, metrics_text = h.http("/healthz"), h.http("/metrics")
             live_updates = {(m.meta["stream"], m.meta["track_id"]) for m in h.messages if m.meta["event"] == "update"}
         # Stopped with live tracks on two streams: each of their tracks got its best face.

@@ -28,7 +28,7 @@ def test_heuristic_prefers_sharp_big_confident_faces(data_dir):
 
 def test_best_face_rejects_edge_faces_unless_nothing_else_was_seen():
     face = np.zeros((112, 112, 3), np.uint8)
-    best = BestFace(track_id=1)
+    best = BestFace()
     edge = candidate(face, bbox=(0, 10, 100, 110))
     assert edge.touches_edge(2)
     assert best.offer(edge, 0.9, True, 1.0)
