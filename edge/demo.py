@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
-import socket
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +19,7 @@ import zmq
 from .config import load_config
 from .pipeline import Pipeline
 from .subscribe import FaceSaver, connect, receive
+from .testing_rtsp import free_port
 
 log = logging.getLogger("faceedge.demo")
 
@@ -82,12 +82,6 @@ def contact_sheet(records: list[dict], folder: Path, tile: int = 160, columns: i
         label = f"{record['stream']}#{record['track_id']} {record['score']:.2f}"
         cv2.putText(sheet, label, (x + 4, y + tile + 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return sheet
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_demo(out: Path, overrides: list[str] = (), seconds: float = 6.0) -> dict:
