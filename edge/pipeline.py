@@ -224,9 +224,9 @@ class Pipeline:
             best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
         for state, packet in round_:
             self._maybe_update(packet.stream, state, packet)
-        # Alignment and scoring of the whole round, shared by its frames.
         selected = time.perf_counter()
         for state, packet in round_:
+            # Scoring is one call for the whole round, so each of its frames is charged the round's time.
             self.metrics.observe(packet.stream, "select", selected - selecting)
             self.metrics.tracks_active.labels(packet.stream).set(sum(state.tracker.live().values()))
             self.metrics.frames_processed.labels(packet.stream).inc()
