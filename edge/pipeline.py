@@ -1,10 +1,13 @@
 """Where the threads and queues are wired: sources -> worker -> publisher.
 
 - one `VideoSource` thread per stream decodes into that stream's `FrameBuffer`;
-- the worker (the thread calling `run`) takes a round of frames, at most one per stream,
-  and runs detect -> track -> select on the round: one detector call for frames of the
-  same size and one scorer call for every face of the round, so inference is shared
-  and batched across streams;
+- the detector thread takes a round of items, at most one per stream, finds the faces in
+  the round's frames with one detector call for frames of the same size (batched across
+  streams) and cuts and aligns each face; rounds wait for the worker in a short bounded
+  queue;
+- the worker (the thread calling `run`) runs track -> select on each round: one scorer
+  call for every face of the round. Two stages rather than one, because inference
+  releases the GIL: frame N+1 is detected and aligned while frame N is tracked and scored;
 - the publisher thread enhances winners, encodes JPEGs and sends them, so a slow JPEG
   or SR never stalls detection.
 A stopped pipeline (signal, or every stream finished) processes the frames already
@@ -62,6 +65,24 @@ class PublishJob:
 
 
 @dataclass
+class DetectedRound:
+    """Items of one round (a frame or a stream event per stream, in arrival order) and the
+    faces found in its frames."""
+
+    items: list  # (StreamState, FramePacket | StreamEvent)
+    faces: list  # per FramePacket of `items`, in order: list[Candidate], one per face kept
+    detect_s: float
+    align_s: list  # per FramePacket: seconds spent cutting and aligning its faces
+
+
+@dataclass
+class StageFailure:
+    """The detector thread's exception, raised again by the worker."""
+
+    error: BaseException
+
+
+@dataclass
 class StreamState:
     """What the worker keeps per stream (touched by the worker thread only)."""
 
@@ -71,7 +92,6 @@ class StreamState:
     best: dict = field(default_factory=dict)  # track key -> BestFace
     public_ids: dict = field(default_factory=dict)  # track key -> published track id
     next_track_id: int = 1
-    finished: bool = False
     failed: str = ""
 
 
@@ -87,6 +107,9 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.jobs: queue.Queue = queue.Queue()
+        # Rounds between detector and worker: enough to overlap the two stages, no more.
+        self.detected: queue.Queue = queue.Queue(maxsize=2)
+        self._detector_thread = threading.Thread(target=self._detect_loop, name="detector", daemon=True)
         self.publisher: Publisher | None = None
         self.metrics_server: MetricsServer | None = None
         self.streams: dict[str, StreamState] = {}
@@ -119,6 +142,7 @@ class Pipeline:
         if cfg.metrics.enabled:
             self.metrics_server = MetricsServer(self.metrics, cfg.metrics.host, cfg.metrics.port).start()
         self._publisher_thread.start()
+        self._detector_thread.start()
         for name, state in self.streams.items():
             log.info("stream %s: opening %s", name, mask_url(state.source.stream.url))
             state.source.start()
@@ -142,27 +166,56 @@ class Pipeline:
                      f"; failed: {state.failed}" if state.failed else "")
         return 1 if any(s.failed for s in self.streams.values()) else 0
 
+    def _detect_loop(self) -> None:
+        """Detector thread: rounds of buffered items -> `self.detected`, then None when every
+        stream has finished (or the pipeline stopped and the buffers are drained)."""
+        try:
+            finished = set()
+            while True:
+                items = []
+                for name, state in self.streams.items():
+                    item = state.buffer.get_nowait()
+                    if item is not None:
+                        items.append((state, item))
+                        if isinstance(item, StreamEvent) and item.kind == "finished":
+                            finished.add(name)
+                if items:
+                    frames = [(state, item) for state, item in items if isinstance(item, FramePacket)]
+                    started = time.perf_counter()
+                    found = self.detector.detect_batch([packet.image for _, packet in frames]) if frames else []
+                    detect_s = time.perf_counter() - started
+                    faces, align_s = [], []
+                    for (state, packet), detections in zip(frames, found):
+                        aligning = time.perf_counter()
+                        faces.append(self._faces(state, packet, detections))
+                        align_s.append(time.perf_counter() - aligning)
+                    self.detected.put(DetectedRound(items, faces, detect_s, align_s))
+                    continue
+                if len(finished) == len(self.streams):
+                    break
+                if self.stop_event.is_set() and not any(s.source.is_alive() for s in self.streams.values()):
+                    if not any(len(s.buffer) for s in self.streams.values()):
+                        break
+                    continue
+                self.wake.wait(0.1)
+                self.wake.clear()
+        except BaseException as exc:  # handed to the worker, which fails the run with it
+            self.detected.put(StageFailure(exc))
+            return
+        self.detected.put(None)
+
     def _work(self) -> None:
         while True:
             self.notifier.tick(self.metrics.health)
-            round_ = []
-            for state in self.streams.values():
-                item = state.buffer.get_nowait()
-                if isinstance(item, StreamEvent):
-                    self._on_event(state, item)
-                elif item is not None:
-                    round_.append((state, item))
-            if round_:
-                self._process_round(round_)
+            try:
+                round_ = self.detected.get(timeout=0.1)
+            except queue.Empty:
                 continue
-            if all(s.finished for s in self.streams.values()):
+            if round_ is None:
                 return
-            if self.stop_event.is_set() and not any(s.source.is_alive() for s in self.streams.values()):
-                if not any(len(s.buffer) for s in self.streams.values()):
-                    return
-                continue
-            self.wake.wait(0.1)
-            self.wake.clear()
+            if isinstance(round_, StageFailure):
+                raise round_.error
+            self._process_round(round_)
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
@@ -187,29 +240,28 @@ class Pipeline:
             state.tracker = self._new_tracker()
         elif event.kind == "finished":
             self._end_tracks(event.stream, state, list(state.best))
-            state.finished = True
             if event.detail not in ("end of file", "stopped"):
                 state.failed = event.detail
 
-    def _process_round(self, round_: list[tuple[StreamState, FramePacket]]) -> None:
-        started = time.perf_counter()
-        found = self.detector.detect_batch([packet.image for _, packet in round_])
-        detected = time.perf_counter()
+    def _process_round(self, detected: DetectedRound) -> None:
+        round_ = []
+        for state, item in detected.items:
+            if isinstance(item, StreamEvent):
+                self._on_event(state, item)
+            else:
+                round_.append((state, item))
         matches, candidates = [], []
-        for (state, packet), detections in zip(round_, found):
+        for (state, packet), faces, align_s in zip(round_, detected.faces, detected.align_s):
             stream = packet.stream
-            self.metrics.observe(stream, "detect", detected - started)
-            sx, sy = packet.scale
-            min_face = state.source.stream.min_face
-            min_face = self.config.detect.min_face if min_face is None else min_face
-            detections = [d for d in (d.scaled(sx, sy) for d in detections) if d.size >= min_face]
-            self.metrics.faces_detected.labels(stream).inc(len(detections))
+            self.metrics.observe(stream, "detect", detected.detect_s)
+            self.metrics.observe(stream, "align", align_s)
             tracking = time.perf_counter()
-            update = state.tracker.update(detections)
+            update = state.tracker.update([face.detection for face in faces])
             self.metrics.observe(stream, "track", time.perf_counter() - tracking)
+            by_detection = {id(face.detection): face for face in faces}
             for key, det in update.matched:
                 matches.append((state, packet, key))
-                candidates.append(self._candidate(packet, det))
+                candidates.append(by_detection[id(det)])
             for key in update.confirmed:
                 if key not in state.public_ids:
                     state.public_ids[key] = state.next_track_id
@@ -230,6 +282,15 @@ class Pipeline:
             self.metrics.observe(packet.stream, "select", selected - selecting)
             self.metrics.tracks_active.labels(packet.stream).set(sum(state.tracker.live().values()))
             self.metrics.frames_processed.labels(packet.stream).inc()
+
+    def _faces(self, state: StreamState, packet: FramePacket, detections: list[Detection]) -> list[Candidate]:
+        """Detections in source pixels, at least min_face, each cut from the full frame and aligned."""
+        sx, sy = packet.scale
+        min_face = state.source.stream.min_face
+        min_face = self.config.detect.min_face if min_face is None else min_face
+        kept = [d for d in (d.scaled(sx, sy) for d in detections) if d.size >= min_face]
+        self.metrics.faces_detected.labels(packet.stream).inc(len(kept))
+        return [self._candidate(packet, det) for det in kept]
 
     def _candidate(self, packet: FramePacket, det: Detection) -> Candidate:
         size = self.config.select.aligned_size
