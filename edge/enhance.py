@@ -17,7 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .align import ALIGNED_SIZE, ARCFACE_TEMPLATE, TEMPLATE_IOD, inter_ocular_distance
+from .align import ALIGNED_SIZE, ARCFACE_TEMPLATE, TEMPLATE_IOD, inter_ocular_distance, similarity_to, template_for
 from .select import Candidate
 
 
@@ -92,10 +92,8 @@ def fuse(context: np.ndarray, context_origin: tuple[float, float], landmarks: np
     `context_origin` is the crop's top-left corner in frame pixels, `landmarks` the face's
     landmarks in frame pixels. Outside the soft mask the result is the upscaled context exactly.
     """
-    from insightface.utils import face_align
-
     size = restored.shape[0]
-    to_aligned = face_align.estimate_norm(np.asarray(landmarks, np.float32), size)
+    to_aligned = similarity_to(landmarks, template_for(size))
     to_frame = cv2.invertAffineTransform(to_aligned)
     to_context = zoom * np.hstack([to_frame[:, :2], (to_frame[:, 2] - np.asarray(context_origin))[:, None]])
     height, width = context.shape[:2]
