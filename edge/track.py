@@ -7,6 +7,7 @@ hits and ends after `hit_counter_max` frames without a match.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import norfair
@@ -18,8 +19,9 @@ from .detect import Detection
 def landmark_distance(detection: norfair.Detection, tracked: norfair.tracker.TrackedObject) -> float:
     """Mean landmark displacement divided by the face's box size."""
     face: Detection = detection.data
-    displacement = np.linalg.norm(detection.points - tracked.estimate, axis=1).mean()
-    return float(displacement / max(face.size, 1.0))
+    # Called for every detection-track pair of every frame: plain floats beat numpy on 5 points.
+    displacement = sum(math.hypot(dx, dy) for dx, dy in (detection.points - tracked.estimate).tolist())
+    return displacement / len(detection.points) / max(face.size, 1.0)
 
 
 @dataclass
