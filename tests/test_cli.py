@@ -88,3 +88,20 @@ def test_demo_publishes_faces_and_writes_contact_sheet(tmp_path):
     assert len(records) == summary["faces"]
     assert all((tmp_path / "faces" / r["files"]["face"]).stat().st_size > 0 for r in records)
     assert (tmp_path / "contact_sheet.png").stat().st_size > 10_000
+
+
+def test_bench_reports_side_by_side_rounds_and_their_medians(tmp_path, data_dir):
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "--input", str(data_dir / "video" / "people_1080p.mp4"), "--frames", "40",
+                     "--repeats", "3", "--json", str(out), "--set", "detect.input_size=320", timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    rounds = report["rounds"]
+    assert len(rounds) == 3 and report["frames"] >= 3 * 40
+    for row in rounds:
+        assert row["decode_only_fps"] > 0 and row["pipeline_fps"] > 0
+        assert abs(row["ratio"] - row["pipeline_fps"] / row["decode_only_fps"]) < 2e-3
+    assert report["ratio"] == sorted(row["ratio"] for row in rounds)[1]
+    assert report["detector_input_size"] == 320
+    assert {"decode", "detect", "align", "track", "select"} <= set(report["stages"])
+    assert "ratio" in result.stdout and "round 3" in result.stdout

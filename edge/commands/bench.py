@@ -10,6 +10,8 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--input", help="video file or URL to measure on")
     parser.add_argument("--frames", type=int, default=300, help="frames to time in each mode (the input loops)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of decode-only then pipeline; the medians are reported")
     parser.add_argument("--json", help="also write the result to this file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     modes = parser.add_subparsers(dest="mode", metavar="models")
@@ -28,10 +30,14 @@ def run(args) -> int:
         raise ConfigError("faceedge bench needs --input FILE (or `faceedge bench models`)")
     from ..bench import run_bench
 
-    result = run_bench(args.input, args.frames, args.overrides)
-    print(f"input: {result['input']} ({result['frames']} frames timed, detector input {result['detector_input_size']})")
-    print(f"decode-only   {result['decode_only_fps']:8.1f} frames/s")
-    print(f"full pipeline {result['pipeline_fps']:8.1f} frames/s   ratio {result['ratio']:.3f}")
+    result = run_bench(args.input, args.frames, args.overrides, args.repeats)
+    print(f"input: {result['input']} ({result['frames']} pipeline frames timed in {result['repeats']} rounds, "
+          f"detector input {result['detector_input_size']})")
+    for index, row in enumerate(result["rounds"], 1):
+        print(f"round {index}: decode-only {row['decode_only_fps']:7.1f}  pipeline {row['pipeline_fps']:7.1f}  "
+              f"ratio {row['ratio']:.3f}")
+    print(f"decode-only   {result['decode_only_fps']:8.1f} frames/s (median)")
+    print(f"full pipeline {result['pipeline_fps']:8.1f} frames/s (median)   ratio {result['ratio']:.3f} (median)")
     print(f"{'stage':10s} {'mean ms':>9s} {'p95 ms':>9s} {'count':>7s}")
     for stage, row in result["stages"].items():
         print(f"{stage:10s} {row['mean_ms']:9.2f} {row['p95_ms']:9.2f} {row['count']:7d}")
