@@ -1,8 +1,8 @@
 """Calibrate one model to a QDQ INT8 ONNX, choosing the calibration method by agreement.
 
 Data comes split by identity (see `dataset.split_sets`): the `fit` split calibrates, the
-`choose` split picks entropy or percentile, the `report` split gives the agreement figures
-that are published. The chosen QDQ ONNX is written to `backends.int8_model_path(float)`,
+`choose` split picks among the candidates (entropy, and percentile at each configured value),
+the `report` split gives the agreement figures that are published. The chosen QDQ ONNX is written to `backends.int8_model_path(float)`,
 with the report beside it as JSON.
 """
 
@@ -72,9 +72,18 @@ def _rank(model: str, report: dict) -> tuple:
     return (-report["output_error"]["rel_l2"],)
 
 
+def candidates_of(methods, percentiles) -> list[tuple[str, str, float]]:
+    """(label, method, percentile): one candidate per method, one per percentile for `percentile`."""
+    out = []
+    for method in methods:
+        for value in (percentiles if method == "percentile" else percentiles[:1]):
+            out.append((f"percentile {value:g}" if method == "percentile" else method, method, value))
+    return out
+
+
 def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
-                    methods=("entropy", "percentile"), percentile: float = 99.999, max_fit: int = 64,
-                    threads: int = 0) -> dict:
+                    methods=("entropy", "percentile"), percentiles=(99.999, 99.99), max_fit: int = 64,
+                    threads: int = 0, leading_float: int = 1) -> dict:
     float_path = Path(float_path)
     input_name, _ = input_spec(float_path, MODELS.get(model))
     fit = model_inputs(model, float_path, splits["fit"])[:max_fit]
@@ -84,12 +93,13 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     choose_inputs = model_inputs(model, float_path, splits["choose"])
     reference = OnnxRuntimeBackend(float_path, threads=threads)
     candidates = {}
-    for method in methods:
-        out = float_path.with_name(f"{float_path.stem}.{method}.int8.onnx")
-        quantize_qdq(float_path, out, input_name, fit_batches, method=method, percentile=percentile)
+    for label, method, percentile in candidates_of(methods, tuple(percentiles)):
+        out = float_path.with_name(f"{float_path.stem}.{label.replace(' ', '-')}.int8.onnx")
+        quantize_qdq(float_path, out, input_name, fit_batches, method=method, percentile=percentile,
+                     leading_float=leading_float)
         quantized = OnnxRuntimeBackend(out, threads=threads, precision="int8")
-        candidates[method] = (out, compare(model, reference, quantized, splits["choose"], choose_inputs))
-        log.info("%s %s on the choose split: %s", model, method, candidates[method][1])
+        candidates[label] = (out, compare(model, reference, quantized, splits["choose"], choose_inputs))
+        log.info("%s %s on the choose split: %s", model, label, candidates[label][1])
     best = max(candidates, key=lambda m: _rank(model, candidates[m][1]))
     target = int8_model_path(float_path)
     candidates[best][0].replace(target)
@@ -98,12 +108,21 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
                      splits["report"], report_inputs)
     result = {"model": model, "method": best, "qdq_onnx": str(target), "report_split": report,
               "choose_split": {m: rep for m, (_, rep) in candidates.items()},
-              "fit_items": int(len(fit))}
+              "fit_items": int(len(fit)), "leading_float_layers": leading_float}
     target.with_suffix(".json").write_text(json.dumps(result, indent=1))
     for method, (path, _) in candidates.items():
         if method != best:
             path.unlink(missing_ok=True)
     return result
+
+
+def calibrate_configured(model: str, float_path: Path, splits: dict[str, Split], calibration,
+                         threads: int = 0) -> dict:
+    """`calibrate_model` with the settings of the config's `inference.calibration` for this model."""
+    return calibrate_model(model, float_path, splits, methods=tuple(calibration.methods),
+                           percentiles=tuple(calibration.percentiles),
+                           max_fit=calibration.max_fit_items_by_model.get(model, calibration.max_fit_items),
+                           threads=threads, leading_float=calibration.leading_float_layers.get(model, 1))
 
 
 def calibration_splits(calibration, detector=None) -> dict[str, Split]:

@@ -41,18 +41,19 @@ def _working_directory(path: str):
 WEIGHTED_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
 
 
-def float_nodes(model) -> list[str]:
-    """The first weighted layer, and every node from each graph output back to (and
-    including) the last weighted layer: they stay in float.
+def float_nodes(model, leading: int = 1) -> list[str]:
+    """The first `leading` weighted layers (graph order), and every node from each graph
+    output back to (and including) the last weighted layer: they stay in float.
 
     The first layer sees raw pixels, and a score squeezed through an int8 output grid
     loses the resolution that picks one face among several good ones. Measured on the
     selection model: best face kept 0.683 (all int8) -> 0.867 (float head) -> 0.917
-    (float head and first layer), 60 report tracks each.
+    (float head and first layer), 60 report tracks each. Its early activations are where
+    int8 rounding hurts most (docs/benchmarks.md), so it keeps two leading layers in float.
     """
     producer = {out: node for node in model.graph.node for out in node.output}
     head, stack = [], [out.name for out in model.graph.output]
-    head.append(next(n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS))
+    head.extend([n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS][:max(0, leading)])
     while stack:
         node = producer.get(stack.pop())
         if node is None or node.name in head:
@@ -64,7 +65,7 @@ def float_nodes(model) -> list[str]:
 
 
 def quantize_qdq(float_path: Path, out_path: Path, input_name: str, batches: list[np.ndarray],
-                 method: str = "entropy", percentile: float = 99.999) -> Path:
+                 method: str = "entropy", percentile: float = 99.999, leading_float: int = 1) -> Path:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -86,7 +87,7 @@ def quantize_qdq(float_path: Path, out_path: Path, input_name: str, batches: lis
 
         quantize_static(
             str(pre), str(staged), ArrayReader(input_name, batches),
-            nodes_to_exclude=float_nodes(onnx.load(str(pre))),
+            nodes_to_exclude=float_nodes(onnx.load(str(pre)), leading_float),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             calibrate_method=calibrate,

@@ -7,7 +7,7 @@ path named (exit code 2), never silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -162,9 +162,20 @@ class CalibrationConfig(Section):
     max_tracks_per_split: int = Field(100, ge=1)
     # ONNX Runtime keeps every activation of every fit item in memory while calibrating.
     max_fit_items: int = Field(64, ge=1)
+    # Per-model overrides of max_fit_items. The selection model's activations are small (about
+    # 0.2 MB per item): 480 fit items (60 tracks x 8 views) lower its INT8 logit error on the choose
+    # split at every layout measured (docs/benchmarks.md); SFace at 480 items needed >10 GB.
+    max_fit_items_by_model: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: {"selection": 480})
     methods: list[Literal["entropy", "percentile", "minmax"]] = Field(
         default_factory=lambda: ["entropy", "percentile"], min_length=1)
-    percentile: float = Field(99.999, gt=90, le=100)
+    # Each value is a candidate of the percentile method (the choose split picks among all candidates).
+    percentiles: list[Annotated[float, Field(gt=90, le=100)]] = Field(
+        default_factory=lambda: [99.999, 99.99], min_length=1)
+    # Leading weighted layers kept in float in the INT8 copy, per model (others: 1). The selection
+    # model's second layer costs ~4 % of its INT8 speed and is its largest source of int8 error.
+    leading_float_layers: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: {"selection": 2})
 
 
 class InferenceConfig(Section):

@@ -53,7 +53,8 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     out = backend.run({"input": np.zeros((5, 3, 112, 112), np.float32)})
     assert out[0].shape == (5, 1)
     report = result["report_split"]
-    assert result["method"] in ("entropy", "percentile")
+    assert result["method"] in ("entropy", "percentile 99.999", "percentile 99.99")
+    assert set(result["choose_split"]) == {"entropy", "percentile 99.999", "percentile 99.99"}
     assert report["best_face"] >= 0.97, report
     assert report["rank_correlation"] >= 0.95, report
 
@@ -73,6 +74,22 @@ def test_first_layer_and_head_stay_float():
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
     assert set(float_nodes(helper.make_model(graph))) == {"first", "fc", "sigmoid"}
+    assert set(float_nodes(helper.make_model(graph), leading=2)) == {"first", "body", "fc", "sigmoid"}
+    assert set(float_nodes(helper.make_model(graph), leading=0)) == {"fc", "sigmoid"}
+
+
+def test_calibration_candidates_and_per_model_settings():
+    from calibration.calibrate import candidates_of
+    from edge.config import load_config
+
+    assert candidates_of(("entropy", "percentile"), (99.999, 99.99)) == [
+        ("entropy", "entropy", 99.999), ("percentile 99.999", "percentile", 99.999),
+        ("percentile 99.99", "percentile", 99.99)]
+    calibration = load_config(None, ["inference.calibration.max_fit_items=32"]).inference.calibration
+    assert calibration.max_fit_items_by_model.get("selection", calibration.max_fit_items) == 480
+    assert calibration.max_fit_items_by_model.get("recognizer", calibration.max_fit_items) == 32
+    assert calibration.leading_float_layers.get("selection", 1) == 2
+    assert calibration.leading_float_layers.get("detector", 1) == 1
 
 
 def test_quantizing_leaves_the_working_directory_clean(tmp_path, monkeypatch):

@@ -84,7 +84,7 @@ def open_each(path: Path, name: str, precision: str, inference, profile) -> list
 def run(args) -> int:
     import onnxruntime as ort
 
-    from calibration.calibrate import calibrate_model, calibration_splits
+    from calibration.calibrate import calibrate_configured, calibration_splits
     from trt_engines.backends import describe_backends, int8_model_path
     from trt_engines.models import MODELS as SPECS, input_spec, model_path, trt_profile
 
@@ -112,10 +112,9 @@ def run(args) -> int:
                 path, standin = standin_path(name, Path(tmp), splits), True
             entry = result["models"].setdefault(name, {"standin": standin, "onnx": str(path)})
             if splits is not None:
-                cal = calibrate_model(name, path, splits, methods=tuple(inference.calibration.methods),
-                                      percentile=inference.calibration.percentile,
-                                      max_fit=inference.calibration.max_fit_items, threads=inference.threads)
-                entry["int8_agreement"] = {"method": cal["method"], **cal["report_split"]}
+                cal = calibrate_configured(name, path, splits, inference.calibration, threads=inference.threads)
+                entry["int8_agreement"] = {"method": cal["method"], "leading_float_layers": cal["leading_float_layers"],
+                                           "fit_items": cal["fit_items"], **cal["report_split"]}
                 entry["int8_agreement"].setdefault("best_face", None)
             input_name, item = input_spec(path, SPECS.get(name))
             profile = trt_profile(name, path, inference.batch_size)

@@ -41,13 +41,11 @@ def run(args) -> int:
             print(f"{name}: skipped ({exc})")
     splits = None
     if args.precision == "int8":
-        from calibration.calibrate import calibrate_model, calibration_splits
+        from calibration.calibrate import calibrate_configured, calibration_splits
 
         splits = calibration_splits(inference.calibration)
         for name, path in paths.items():
-            result = calibrate_model(name, path, splits, methods=tuple(inference.calibration.methods),
-                                     percentile=inference.calibration.percentile,
-                                     max_fit=inference.calibration.max_fit_items, threads=inference.threads)
+            result = calibrate_configured(name, path, splits, inference.calibration, threads=inference.threads)
             print(f"{name}: INT8 QDQ {result['qdq_onnx']} ({result['method']}); agreement {result['report_split']}")
     trt_ok, detail = next((ok, d) for n, ok, d in describe_backends() if n == "tensorrt")
     if not trt_ok:
