@@ -183,3 +183,36 @@ def test_eval_cli_writes_every_scorer(tmp_path):
         assert 0.0 <= row["edc_auc"] <= 0.3 and 0.0 <= row["best_of_track_rank1"] <= 1.0
     assert report["oracle_edc_auc"] <= min(row["edc_auc"] for row in report["scorers"].values()) + 1e-12
     assert (tmp_path / "edc.png").stat().st_size > 0
+
+
+def test_probe_maker_drops_faces_below_the_runtime_min_face():
+    """The runtime never scores a face whose box is below detect.min_face, so neither do the probes."""
+    from edge.config import DetectConfig
+    from edge.detect import Detection
+    from pipelines.dataset import FaceRecord
+    from pipelines.selection.probes import MIN_FACE, ProbeMaker
+
+    assert MIN_FACE == DetectConfig().min_face
+
+    class StubDetector:
+        """Finds one face of a fixed box side, centred on the nose of the shrunk view."""
+
+        def __init__(self, side):
+            self.side = side
+
+        def detect(self, image):
+            h, w = image.shape[:2]
+            cx, cy = w / 2, h / 2
+            box = np.array([cx - self.side / 2, cy - self.side / 2, cx + self.side / 2, cy + self.side / 2], np.float32)
+            marks = np.array([[cx - 5, cy - 4], [cx + 5, cy - 4], [cx, cy], [cx - 4, cy + 5], [cx + 4, cy + 5]],
+                             np.float32)
+            return [Detection(box, marks, 0.9)]
+
+    image = np.full((300, 300, 3), 128, np.uint8)
+    marks = np.array([[130, 130], [170, 130], [150, 150], [135, 175], [165, 175]], np.float32)
+    record = FaceRecord("a", Path("a.jpg"), np.zeros((112, 112, 3), np.uint8),
+                        Detection(np.array([100, 100, 200, 200], np.float32), marks, 0.99), 0.0, 0.0)
+    for side, kept in ((MIN_FACE - 0.5, False), (MIN_FACE + 0.5, True)):
+        maker = ProbeMaker(StubDetector(side), face_size_range=(20.0, 20.0), severity_range=(0.05, 0.05))
+        probe = maker(image, record, np.random.default_rng(0))
+        assert (probe is not None) == kept

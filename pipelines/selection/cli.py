@@ -61,6 +61,7 @@ def run(args) -> int:
     from edge.detect import YuNetDetector
     from edge.recognize import SFaceRecognizer
     from pipelines.dataset import FrontalFilter
+    from pipelines.selection.probes import MIN_FACE
     from pipelines.selection.train import (FACE_INPUT, TrainSettings, build_samples, export_onnx, load_samples,
                                            save_samples, train_model)
 
@@ -68,7 +69,7 @@ def run(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     samples_path = args.out / "samples.npz"
     recipe = {"data": str(args.data), "identities": identities, "per_photo": args.per_photo, "seed": args.seed,
-              "threshold": args.threshold, "max_yaw": args.max_yaw, "max_pitch": args.max_pitch}
+              "threshold": args.threshold, "max_yaw": args.max_yaw, "max_pitch": args.max_pitch, "min_face": MIN_FACE}
     started = time.perf_counter()
     if not samples_path.is_file():
         labelled = build_samples(args.data, identities, args.per_photo, args.seed, args.threshold,

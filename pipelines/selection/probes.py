@@ -3,7 +3,9 @@
 A probe starts from a photo's face, shrinks its neighbourhood so the face is `face_px` wide
 (a person farther from the camera), degrades it with the seed-003 recipe (pose warp about the
 face, blur, noise, JPEG...) and runs YuNet and alignment again on the result, so its detector
-score, box size and landmarks are real. A view the detector misses yields no probe, as at run time.
+score, box size and landmarks are real. A view the detector misses yields no probe, as at run time;
+so does a view whose re-detected box is smaller than the runtime's `detect.min_face` (the pipeline
+drops such faces before tracking and scoring, edge/pipeline.py), read from the config default.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import cv2
 import numpy as np
 
 from edge.align import align_face, context_box
+from edge.config import DetectConfig
 from edge.detect import Detection
 from pipelines.dataset import FaceRecord
 from pipelines.degrade import Degradation
 
-FACE_SIZE_RANGE = (12.0, 128.0)  # face box side after shrinking, pixels (sampled log-uniformly)
+# Face box side after shrinking, pixels (sampled log-uniformly). It starts below MIN_FACE on purpose:
+# the re-detected box differs from the shrunk one by a few per cent either way, and the floor is
+# applied to the re-detected box, as the runtime applies it to what the detector reports.
+FACE_SIZE_RANGE = (12.0, 128.0)
+MIN_FACE = float(DetectConfig().min_face)  # the runtime never scores a face whose shorter box side is below this
 SEVERITY_RANGE = (0.05, 1.0)
 CONTEXT_MARGIN = 1.0  # the photo around the face, in face sizes per side
 
@@ -41,6 +48,7 @@ class ProbeMaker:
     recipe: Degradation = dataclasses.field(default_factory=Degradation)
     face_size_range: tuple[float, float] = FACE_SIZE_RANGE
     severity_range: tuple[float, float] = SEVERITY_RANGE
+    min_face: float = MIN_FACE
 
     def __call__(self, image: np.ndarray, record: FaceRecord, rng: np.random.Generator) -> Probe | None:
         det = record.detection
@@ -53,7 +61,7 @@ class ProbeMaker:
         nose = (det.landmarks[2] - (x1, y1)) * scale
         degraded = dataclasses.replace(self.recipe, severity=severity)(view, rng, centre=(float(nose[0]), float(nose[1])))
         found = self._same_face(self.detector.detect(degraded.image), nose, face_px)
-        if found is None:
+        if found is None or found.size < self.min_face:
             return None
         params = dict(degraded.params, face_px=face_px, severity=severity)
         return Probe(record.identity, str(record.path), align_face(degraded.image, found.landmarks), found,
