@@ -177,6 +177,9 @@ def test_eval_cli_writes_every_scorer(tmp_path):
                  "--split", "train", "--holdout-fraction", "0", "--probes-per-photo", "4", "--tracks-per-photo", "1",
                  "--track-length", "3"]) == 0
     report = json.loads(out.read_text())
+    from edge.config import DetectConfig
+
+    assert report["min_face"] == DetectConfig().min_face  # by default the eval applies the runtime's floor
     expected = {"selection", "heuristic", "detector_score", "face_size", "laplacian_sharpness", "random"}
     assert expected <= set(report["scorers"])
     for row in report["scorers"].values():
