@@ -180,16 +180,7 @@ class Pipeline:
                         if isinstance(item, StreamEvent) and item.kind == "finished":
                             finished.add(name)
                 if items:
-                    frames = [(state, item) for state, item in items if isinstance(item, FramePacket)]
-                    started = time.perf_counter()
-                    found = self.detector.detect_batch([packet.image for _, packet in frames]) if frames else []
-                    detect_s = time.perf_counter() - started
-                    faces, align_s = [], []
-                    for (state, packet), detections in zip(frames, found):
-                        aligning = time.perf_counter()
-                        faces.append(self._faces(state, packet, detections))
-                        align_s.append(time.perf_counter() - aligning)
-                    self.detected.put(DetectedRound(items, faces, detect_s, align_s))
+                    self.detected.put(self._detect_round(items))
                     continue
                 if len(finished) == len(self.streams):
                     break
@@ -203,6 +194,18 @@ class Pipeline:
             self.detected.put(StageFailure(exc))
             return
         self.detected.put(None)
+
+    def _detect_round(self, items: list) -> DetectedRound:
+        frames = [(state, item) for state, item in items if isinstance(item, FramePacket)]
+        started = time.perf_counter()
+        found = self.detector.detect_batch([packet.image for _, packet in frames]) if frames else []
+        detect_s = time.perf_counter() - started
+        faces, align_s = [], []
+        for (state, packet), detections in zip(frames, found):
+            aligning = time.perf_counter()
+            faces.append(self._faces(state, packet, detections))
+            align_s.append(time.perf_counter() - aligning)
+        return DetectedRound(items, faces, detect_s, align_s)
 
     def _work(self) -> None:
         while True:
