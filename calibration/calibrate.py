@@ -2,8 +2,8 @@
 
 Data comes split by identity (see `dataset.split_sets`): the `fit` split calibrates, the
 `choose` split picks among the candidates (entropy, and percentile at each configured value),
-the `report` split gives the agreement figures that are published. The chosen QDQ ONNX is written to `backends.int8_model_path(float)`,
-with the report beside it as JSON.
+the `report` split gives the agreement figures that are published. The chosen QDQ ONNX is
+written to `backends.int8_model_path(float)`, with the report beside it as JSON.
 """
 
 from __future__ import annotations
