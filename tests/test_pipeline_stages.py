@@ -1,0 +1,68 @@
+"""The two processing stages (detector thread, worker): nothing lost between them, failures not swallowed."""
+
+from __future__ import annotations
+
+import threading
+
+import av
+
+from conftest import VIDEO
+from edge.config import load_config
+from edge.metrics import Metrics
+from edge.pipeline import Pipeline, make_detector
+
+
+def file_config(*overrides: str):
+    return load_config(None, ["publish.bind=tcp://127.0.0.1:0", "metrics.enabled=false", "detect.input_size=320",
+                              *overrides], {"streams": [{"id": "clip", "url": str(VIDEO)}]})
+
+
+def run_with_timeout(pipeline: Pipeline, timeout: float = 120.0):
+    outcome = {}
+
+    def target():
+        try:
+            outcome["status"] = pipeline.run()
+        except BaseException as exc:  # the test inspects it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "pipeline did not return"
+    return outcome
+
+
+def test_every_decoded_frame_is_detected_tracked_and_counted():
+    with av.open(str(VIDEO)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    metrics = Metrics()
+    outcome = run_with_timeout(Pipeline(file_config(), metrics=metrics))
+    assert outcome == {"status": 0}
+    assert metrics.value("faceedge_frames_decoded_total", stream="clip") == frames
+    assert metrics.value("faceedge_frames_processed_total", stream="clip") == frames
+    assert metrics.value("faceedge_faces_detected_total", stream="clip") > frames  # a street of faces
+    assert metrics.published("clip") >= 3
+
+
+class FailingDetector:
+    """The real detector, failing on its 30th call (a broken engine, a driver error)."""
+
+    def __init__(self, config):
+        self.inner, self.calls = make_detector(config), 0
+
+    def detect_batch(self, images):
+        self.calls += 1
+        if self.calls == 30:
+            raise RuntimeError("detector engine lost")
+        return self.inner.detect_batch(images)
+
+
+def test_a_detector_failure_fails_the_run_with_its_error_and_keeps_the_faces_seen():
+    config = file_config("detect.input_size=640")
+    metrics = Metrics()
+    outcome = run_with_timeout(Pipeline(config, detector=FailingDetector(config), metrics=metrics))
+    error = outcome.get("error")
+    assert isinstance(error, RuntimeError) and "detector engine lost" in str(error)
+    assert metrics.value("faceedge_frames_processed_total", stream="clip") == 29
+    assert metrics.published("clip") >= 1  # the live tracks' best faces still went out
