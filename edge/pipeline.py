@@ -1,4 +1,4 @@
-"""Where the threads and queues are wired: sources -> worker -> publisher.
+"""Where the threads and queues are wired: sources -> detector -> worker -> publisher.
 
 - one `VideoSource` thread per stream decodes into that stream's `FrameBuffer`;
 - the detector thread takes a round of items, at most one per stream, finds the faces in
@@ -65,14 +65,21 @@ class PublishJob:
 
 
 @dataclass
-class DetectedRound:
-    """Items of one round (a frame or a stream event per stream, in arrival order) and the
-    faces found in its frames."""
+class DetectedFrame:
+    state: StreamState
+    packet: FramePacket
+    faces: list[Candidate]  # one per face kept, cut from the full frame and aligned
+    align_s: float  # seconds spent cutting and aligning them
 
-    items: list  # (StreamState, FramePacket | StreamEvent)
-    faces: list  # per FramePacket of `items`, in order: list[Candidate], one per face kept
-    detect_s: float
-    align_s: list  # per FramePacket: seconds spent cutting and aligning its faces
+
+@dataclass
+class DetectedRound:
+    """One round: at most one item per stream, so handling its events before its frames
+    keeps each stream's order."""
+
+    events: list  # (StreamState, StreamEvent)
+    frames: list[DetectedFrame]
+    detect_s: float  # the round's detector call
 
 
 @dataclass
@@ -84,10 +91,12 @@ class StageFailure:
 
 @dataclass
 class StreamState:
-    """What the worker keeps per stream (touched by the worker thread only)."""
+    """Per stream: its source and buffer (read by the detector thread), and the tracking and
+    best-face state (touched by the worker thread only)."""
 
     source: VideoSource
     buffer: FrameBuffer
+    min_face: int  # source pixels; smaller detections are dropped
     tracker: FaceTracker
     best: dict = field(default_factory=dict)  # track key -> BestFace
     public_ids: dict = field(default_factory=dict)  # track key -> published track id
@@ -122,7 +131,8 @@ class Pipeline:
                                  on_drop=self.metrics.frames_dropped.labels(stream.id).inc)
             source = VideoSource(stream, config.source, stream.input_size or config.detect.input_size, buffer,
                                  self.metrics, self.stop_event)
-            self.streams[stream.id] = StreamState(source, buffer, self._new_tracker())
+            min_face = config.detect.min_face if stream.min_face is None else stream.min_face
+            self.streams[stream.id] = StreamState(source, buffer, min_face, self._new_tracker())
             self.metrics.stream_state(stream.id, "connecting")
         self._publisher_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
         # Operations: local face spool (None when disabled) and systemd notifications (no-op outside systemd).
@@ -196,16 +206,17 @@ class Pipeline:
         self.detected.put(None)
 
     def _detect_round(self, items: list) -> DetectedRound:
+        events = [(state, item) for state, item in items if isinstance(item, StreamEvent)]
         frames = [(state, item) for state, item in items if isinstance(item, FramePacket)]
         started = time.perf_counter()
         found = self.detector.detect_batch([packet.image for _, packet in frames]) if frames else []
         detect_s = time.perf_counter() - started
-        faces, align_s = [], []
+        detected = []
         for (state, packet), detections in zip(frames, found):
             aligning = time.perf_counter()
-            faces.append(self._faces(state, packet, detections))
-            align_s.append(time.perf_counter() - aligning)
-        return DetectedRound(items, faces, detect_s, align_s)
+            faces = self._faces(state, packet, detections)
+            detected.append(DetectedFrame(state, packet, faces, time.perf_counter() - aligning))
+        return DetectedRound(events, detected, detect_s)
 
     def _work(self) -> None:
         while True:
@@ -247,21 +258,17 @@ class Pipeline:
                 state.failed = event.detail
 
     def _process_round(self, detected: DetectedRound) -> None:
-        round_ = []
-        for state, item in detected.items:
-            if isinstance(item, StreamEvent):
-                self._on_event(state, item)
-            else:
-                round_.append((state, item))
+        for state, event in detected.events:
+            self._on_event(state, event)
         matches, candidates = [], []
-        for (state, packet), faces, align_s in zip(round_, detected.faces, detected.align_s):
-            stream = packet.stream
+        for frame in detected.frames:
+            state, packet, stream = frame.state, frame.packet, frame.packet.stream
             self.metrics.observe(stream, "detect", detected.detect_s)
-            self.metrics.observe(stream, "align", align_s)
+            self.metrics.observe(stream, "align", frame.align_s)
             tracking = time.perf_counter()
-            update = state.tracker.update([face.detection for face in faces])
+            update = state.tracker.update([face.detection for face in frame.faces])
             self.metrics.observe(stream, "track", time.perf_counter() - tracking)
-            by_detection = {id(face.detection): face for face in faces}
+            by_detection = {id(face.detection): face for face in frame.faces}
             for key, det in update.matched:
                 matches.append((state, packet, key))
                 candidates.append(by_detection[id(det)])
@@ -277,21 +284,20 @@ class Pipeline:
         for (state, packet, key), cand, score in zip(matches, candidates, scores):
             best = state.best.setdefault(key, BestFace())
             best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
-        for state, packet in round_:
-            self._maybe_update(packet.stream, state, packet)
+        for frame in detected.frames:
+            self._maybe_update(frame.packet.stream, frame.state, frame.packet)
         selected = time.perf_counter()
-        for state, packet in round_:
+        for frame in detected.frames:
+            stream = frame.packet.stream
             # Scoring is one call for the whole round, so each of its frames is charged the round's time.
-            self.metrics.observe(packet.stream, "select", selected - selecting)
-            self.metrics.tracks_active.labels(packet.stream).set(sum(state.tracker.live().values()))
-            self.metrics.frames_processed.labels(packet.stream).inc()
+            self.metrics.observe(stream, "select", selected - selecting)
+            self.metrics.tracks_active.labels(stream).set(sum(frame.state.tracker.live().values()))
+            self.metrics.frames_processed.labels(stream).inc()
 
     def _faces(self, state: StreamState, packet: FramePacket, detections: list[Detection]) -> list[Candidate]:
         """Detections in source pixels, at least min_face, each cut from the full frame and aligned."""
         sx, sy = packet.scale
-        min_face = state.source.stream.min_face
-        min_face = self.config.detect.min_face if min_face is None else min_face
-        kept = [d for d in (d.scaled(sx, sy) for d in detections) if d.size >= min_face]
+        kept = [d for d in (d.scaled(sx, sy) for d in detections) if d.size >= state.min_face]
         self.metrics.faces_detected.labels(packet.stream).inc(len(kept))
         return [self._candidate(packet, det) for det in kept]
 
