@@ -19,17 +19,17 @@ from trt_engines.models import MODELS, input_spec
 
 from . import agreement
 from .dataset import Split
-from .feeds import face_batch, frame_batch, input_convention
+from .feeds import face_inputs, frame_batch
 from .quantize import quantize_qdq
 
 log = logging.getLogger("faceedge.calibration")
 
 
-def model_inputs(model: str, path: Path, split: Split) -> np.ndarray:
-    _, item = input_spec(path, MODELS.get(model))
+def model_inputs(model: str, item: tuple[int, ...], split: Split) -> np.ndarray:
+    """One split's data as `model` (per-item input shape `item`) gets it at run time."""
     if model == "detector":
         return frame_batch(split.frames, item)
-    return face_batch(split.faces.crops, item, input_convention(model, path))
+    return face_inputs(model, split.faces.crops, item)
 
 
 def run_batched(backend, inputs: np.ndarray, batch: int = 32) -> list[np.ndarray]:
@@ -85,12 +85,12 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
                     methods=("entropy", "percentile"), percentiles=(99.999, 99.99), max_fit: int = 64,
                     threads: int = 0, leading_float: int = 1) -> dict:
     float_path = Path(float_path)
-    input_name, _ = input_spec(float_path, MODELS.get(model))
-    fit = model_inputs(model, float_path, splits["fit"])[:max_fit]
+    input_name, item = input_spec(float_path, MODELS.get(model))
+    fit = model_inputs(model, item, splits["fit"])[:max_fit]
     # Detector frames keep one shape per batch; face crops calibrate in batches of 16.
     fit_batches = [fit[i:i + 1] for i in range(len(fit))] if model == "detector" else \
         [fit[i:i + 16] for i in range(0, len(fit), 16)]
-    choose_inputs = model_inputs(model, float_path, splits["choose"])
+    choose_inputs = model_inputs(model, item, splits["choose"])
     reference = OnnxRuntimeBackend(float_path, threads=threads)
     candidates = {}
     for label, method, percentile in candidates_of(methods, tuple(percentiles)):
@@ -103,7 +103,7 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     best = max(candidates, key=lambda m: _rank(model, candidates[m][1]))
     target = int8_model_path(float_path)
     candidates[best][0].replace(target)
-    report_inputs = model_inputs(model, float_path, splits["report"])
+    report_inputs = model_inputs(model, item, splits["report"])
     report = compare(model, reference, OnnxRuntimeBackend(target, threads=threads, precision="int8"),
                      splits["report"], report_inputs)
     result = {"model": model, "method": best, "qdq_onnx": str(target), "report_split": report,

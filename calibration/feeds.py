@@ -1,48 +1,31 @@
 """Turn frames and face crops into model inputs, batch by batch.
 
-Face models read their input convention from ONNX metadata when the exporter wrote it
-(`faceedge.color` = rgb|bgr, `faceedge.mean`, `faceedge.std`: one value or three, in
-0..255 units); otherwise RGB scaled to 0..1. SFace takes RGB in 0..255.
+Face models get exactly what the runtime feeds them, through the runtime's own functions:
+SFace `edge.recognize.sface_input`, the scorers `edge.face_input.SCORER_INPUTS`, the SR
+generator `edge.enhance.shrink` + `sr_input`. Calibrating on anything else would fit INT8
+ranges to inputs the model never sees.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
-
-from edge.model_files import load_onnx
 
 from .dataset import scale_to
 
-# The trained scorers' convention is edge.face_input.FaceInput (BGR, (x - 127.5) / 128).
-KNOWN = {"recognizer": ("rgb", 0.0, 1.0), "selection": ("bgr", 127.5, 128.0), "quality": ("bgr", 127.5, 128.0)}
 
+def face_inputs(model: str, crops: list[np.ndarray], item_shape: tuple[int, ...]) -> np.ndarray:
+    """112x112 aligned BGR crops -> the input `model` gets at run time (`item_shape` = C, H, W)."""
+    from edge.enhance import shrink, sr_input
+    from edge.face_input import SCORER_INPUTS
+    from edge.recognize import sface_input
 
-def input_convention(model: str, path: Path) -> tuple[str, np.ndarray, np.ndarray]:
-    if model in KNOWN:
-        color, mean, std = KNOWN[model]
-    else:
-        meta = {p.key: p.value for p in load_onnx(path).metadata_props}
-        color = meta.get("faceedge.color", "rgb")
-        mean = [float(v) for v in meta.get("faceedge.mean", "0").split(",")]
-        std = [float(v) for v in meta.get("faceedge.std", "255").split(",")]
-    as_vec = lambda v: np.asarray(v, dtype=np.float32).reshape(-1, 1, 1)  # noqa: E731
-    return color, as_vec(mean), as_vec(std)
-
-
-def face_batch(crops: list[np.ndarray], item_shape: tuple[int, ...], convention) -> np.ndarray:
-    color, mean, std = convention
-    channels, height, width = item_shape
-    out = np.empty((len(crops), channels, height, width), dtype=np.float32)
-    for i, crop in enumerate(crops):
-        if crop.shape[:2] != (height, width):
-            crop = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
-        if color == "rgb":
-            crop = crop[..., ::-1]
-        out[i] = (crop.transpose(2, 0, 1).astype(np.float32) - mean) / std
-    return out
+    if model == "recognizer":
+        return sface_input(crops)
+    if model == "sr":
+        return sr_input([shrink(crop, item_shape[-1]) for crop in crops])
+    if model in SCORER_INPUTS:
+        return SCORER_INPUTS[model](crops)
+    raise ValueError(f"no runtime input for face model {model!r}")
 
 
 def frame_batch(frames: list[np.ndarray], item_shape: tuple[int, int, int]) -> np.ndarray:

@@ -51,10 +51,12 @@ def scorer_onnx(path: Path, crops: list[np.ndarray] | None = None, steps: int = 
     """Export the stand-in scorer, fitted to sharpness on `crops` (BGR 112x112) when given."""
     import torch
 
+    from edge.face_input import SCORER_INPUTS
+
     torch.manual_seed(seed)
     model = _scorer()
     if crops:
-        x = torch.from_numpy(np.stack([c[..., ::-1].transpose(2, 0, 1) for c in crops]).astype(np.float32) / 255)
+        x = torch.from_numpy(SCORER_INPUTS["selection"](crops))
         y = torch.from_numpy(sharpness_target(crops))
         y = (y - y.mean()) / y.std().clamp(min=1e-6)
         opt = torch.optim.Adam(model.parameters(), 3e-3)
@@ -66,7 +68,7 @@ def scorer_onnx(path: Path, crops: list[np.ndarray] | None = None, steps: int = 
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return export(model, torch.zeros(1, 3, 112, 112), path)
+    return export(model, torch.zeros(1, 3, 64, 64), path)
 
 
 def upscaler_onnx(path: Path, seed: int = 0) -> Path:

@@ -7,6 +7,14 @@ import numpy as np
 from .model_files import prepare_onnx
 
 
+def sface_input(faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """112x112 aligned BGR uint8 faces -> SFace's input: NCHW float32 RGB in 0..255."""
+    batch = np.asarray(faces)
+    if batch.ndim == 3:
+        batch = batch[None]
+    return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+
+
 class SFaceRecognizer:
     """128-d L2-normalised embeddings of 112x112 aligned BGR faces.
 
@@ -33,9 +41,5 @@ class SFaceRecognizer:
         self.input_name = self.backend.input_names[0]
 
     def embed(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        batch = np.asarray(faces)
-        if batch.ndim == 3:
-            batch = batch[None]
-        blob = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-        feats = self.backend.run({self.input_name: blob})[0]
+        feats = self.backend.run({self.input_name: sface_input(faces)})[0]
         return feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(min=1e-12)

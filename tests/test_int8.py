@@ -50,7 +50,7 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
         assert zp.dtype == np.int8 and not zp.any()
     backend = open_backend(float_path, precision="int8", order=("onnxruntime-cpu",), model="selection-test")
     assert backend.precision == "int8"
-    out = backend.run({"input": np.zeros((5, 3, 112, 112), np.float32)})
+    out = backend.run({"input": np.zeros((5, 3, 64, 64), np.float32)})
     assert out[0].shape == (5, 1)
     report = result["report_split"]
     assert result["method"] in ("entropy", "percentile 99.999", "percentile 99.99")
@@ -106,3 +106,45 @@ def test_quantizing_leaves_the_working_directory_clean(tmp_path, monkeypatch):
                        [np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)])
     assert out.is_file()
     assert list(work.iterdir()) == []
+
+
+class RecordingBackend:
+    """Stands in for a backend and keeps what the runtime wrapper sent it."""
+
+    input_names = ["input"]
+
+    def __init__(self, output):
+        self.output, self.fed = output, None
+
+    def run(self, feeds):
+        self.fed = feeds["input"]
+        return [self.output(len(self.fed))]
+
+
+def test_calibration_feeds_every_face_model_what_the_runtime_feeds_it(splits):
+    from calibration.feeds import face_inputs
+    from edge.enhance import SuperResolver
+    from edge.face_input import SCORER_INPUTS
+    from edge.recognize import SFaceRecognizer
+    from edge.select import Candidate, LearnedScorer
+    from trt_engines.models import MODELS, input_spec, model_path
+
+    crops = splits["report"].faces.crops[:6]
+    candidates = [Candidate(crop, None, (0, 0)) for crop in crops]
+    for name in ("selection", "quality"):
+        backend = RecordingBackend(lambda n: np.zeros((n, 1), np.float32))
+        LearnedScorer(name, f"weights:{name}.onnx", SCORER_INPUTS[name], backend=backend).score(candidates)
+        _, item = input_spec(model_path(name), MODELS[name])
+        np.testing.assert_array_equal(face_inputs(name, crops, item), backend.fed)
+
+    backend = RecordingBackend(lambda n: np.zeros((n, 3, 112, 112), np.float32))
+    resolver = SuperResolver(backend=backend)
+    resolver.restore(np.stack([resolver.lowres(crop) for crop in crops]))
+    _, item = input_spec(model_path("sr"), MODELS["sr"])
+    np.testing.assert_array_equal(face_inputs("sr", crops, item), backend.fed)
+
+    recognizer = SFaceRecognizer()
+    recognizer.backend = backend = RecordingBackend(lambda n: np.ones((n, 128), np.float32))
+    recognizer.input_name = "input"
+    recognizer.embed(np.stack(crops))
+    np.testing.assert_array_equal(face_inputs("recognizer", crops, (3, 112, 112)), backend.fed)
