@@ -50,10 +50,14 @@ class YuNetDetector:
 
     def __init__(self, model: str = "bundled:yunet", score_threshold: float = 0.6, nms_threshold: float = 0.3,
                  min_face: int = 0, threads: int = 0, backend=None):
-        from trt_engines.backends import open_backend
-        from trt_engines.models import batched_onnx
+        if backend is None:
+            from trt_engines.backends import open_backend
+            from trt_engines.models import batched_onnx, trt_profile
 
-        self.backend = backend or open_backend(batched_onnx(model, dynamic_hw=True), threads=threads)
+            # The detector's shape profile: its height and width are free, which TensorRT must be told.
+            path = batched_onnx(model, dynamic_hw=True)
+            backend = open_backend(path, threads=threads, profile=trt_profile("detector", path, max_batch=32))
+        self.backend = backend
         self.input_name = self.backend.input_names[0]
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold

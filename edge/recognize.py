@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model_files import prepare_onnx
-
 
 def sface_input(faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """112x112 aligned BGR uint8 faces -> SFace's input: NCHW float32 RGB in 0..255."""
@@ -27,17 +25,9 @@ class SFaceRecognizer:
 
     def __init__(self, model: str = "bundled:sface", threads: int = 0):
         from trt_engines.backends import open_backend
-        from .model_files import load_onnx, free_batch_dim
+        from trt_engines.models import batched_onnx
 
-        import onnx
-
-        prepared = prepare_onnx(model)
-        batched = prepared.with_name(prepared.stem + "-batch.onnx")
-        if not batched.is_file():
-            graph = load_onnx(prepared)
-            free_batch_dim(graph)
-            onnx.save(graph, str(batched))
-        self.backend = open_backend(batched, threads=threads)
+        self.backend = open_backend(batched_onnx(model), threads=threads)
         self.input_name = self.backend.input_names[0]
 
     def embed(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:

@@ -79,3 +79,23 @@ def test_model_info_gauge():
     info.record("gauge-test", "onnxruntime-cpu", "int8")
     assert registry.get_sample_value("faceedge_model_info", labels) is None
     assert registry.get_sample_value("faceedge_model_info", {**labels, "precision": "int8"}) == 1
+
+
+def test_a_default_yunet_detector_gives_tensorrt_its_free_height_and_width(monkeypatch):
+    # TensorRT's default profile refuses free non-batch dims, so the detector must bring its own.
+    import trt_engines.backends as backends
+    from edge.detect import YuNetDetector
+    from trt_engines.tensorrt_backend import default_profile
+
+    opened = {}
+
+    def record(path, **kwargs):
+        opened.update(kwargs, path=path)
+        return Fake("onnxruntime-cpu", "fp32")
+
+    monkeypatch.setattr(backends, "open_backend", record)
+    YuNetDetector(threads=1)
+    with pytest.raises(ModelFileError, match="free non-batch dims"):
+        default_profile(opened["path"], 32)
+    ((_, (low, _, high)),) = opened["profile"].items()
+    assert low[2:] < high[2:] and high[0] == 32
