@@ -63,7 +63,7 @@ def compare(model: str, ref_backend, test_backend, split: Split, inputs: np.ndar
     return agreement.score_agreement(ref, test, None)
 
 
-def _rank(model: str, report: dict) -> tuple:
+def _rank(report: dict) -> tuple:
     """Higher is better: the figure the pipeline depends on first, then output fidelity."""
     if "best_face" in report:
         return (report["best_face"], report["rank_correlation"])
@@ -100,7 +100,7 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
         quantized = OnnxRuntimeBackend(out, threads=threads, precision="int8")
         candidates[label] = (out, compare(model, reference, quantized, splits["choose"], choose_inputs))
         log.info("%s %s on the choose split: %s", model, label, candidates[label][1])
-    best = max(candidates, key=lambda m: _rank(model, candidates[m][1]))
+    best = max(candidates, key=lambda m: _rank(candidates[m][1]))
     target = int8_model_path(float_path)
     candidates[best][0].replace(target)
     report_inputs = model_inputs(model, item, splits["report"])
@@ -125,7 +125,7 @@ def calibrate_configured(model: str, float_path: Path, splits: dict[str, Split],
                            threads=threads, leading_float=calibration.leading_float_layers.get(model, 1))
 
 
-def calibration_splits(calibration, detector=None) -> dict[str, Split]:
+def calibration_splits(calibration) -> dict[str, Split]:
     """fit/choose/report splits from the config's `inference.calibration` sources."""
     from edge.detect import YuNetDetector
     from edge.errors import ConfigError
@@ -139,7 +139,7 @@ def calibration_splits(calibration, detector=None) -> dict[str, Split]:
     if missing:
         raise ConfigError(f"calibration source(s) not found: {missing}")
     groups = grouped_frames([Path(s) for s in calibration.sources], calibration.frames_per_source)
-    splits = split_sets(groups, detector or YuNetDetector(), max_faces=calibration.max_tracks_per_split)
+    splits = split_sets(groups, YuNetDetector(), max_faces=calibration.max_tracks_per_split)
     empty = [name for name, split in splits.items() if not split.faces.tracks or not split.frames]
     if empty:
         raise ConfigError(f"calibration sources give no faces for split(s) {empty}: add more identities/videos")

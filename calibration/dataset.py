@@ -61,16 +61,6 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_frames(source: Path, size: int) -> list[np.ndarray]:
-    """Up to `size` frames from a video or an image folder, sampled evenly."""
-    source = Path(source)
-    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
-        return video_frames(source, size)
-    files = image_files(source) if source.is_dir() else [source]
-    frames = [cv2.imread(str(files[i])) for i in sample_indices(len(files), size)]
-    return [f for f in frames if f is not None]
-
-
 def scale_to(frame: np.ndarray, longer: int) -> np.ndarray:
     scale = longer / max(frame.shape[:2])
     if scale == 1:

@@ -13,7 +13,7 @@ ONNX Runtime's INT8 kernels and TensorRT's explicit-quantisation build).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -57,22 +57,20 @@ def int8_model_path(onnx_path: Path) -> Path:
 class OnnxRuntimeBackend:
     """ONNX Runtime on CPU, or on CUDA when onnxruntime-gpu provides it."""
 
-    def __init__(self, path: Path, *, device: str = "cpu", threads: int = 0, inter_threads: int = 1,
-                 precision: str = "fp32", providers: list[str] | None = None):
+    def __init__(self, path: Path, *, device: str = "cpu", threads: int = 0, precision: str = "fp32"):
         import onnxruntime as ort
 
-        if providers is None:
-            if device == "cuda":
-                if "CUDAExecutionProvider" not in ort.get_available_providers():
-                    raise BackendUnavailable("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
-                providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-            else:
-                providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailable("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
         self.name = f"onnxruntime-{device}"
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads
-        options.inter_op_num_threads = inter_threads
+        options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle intra-op threads otherwise spin, stealing the cores the decoder threads need:
         # measured 0.19-0.25 -> 0.34-0.39 pipeline/decode ratio on the 2-core machine.
@@ -102,7 +100,6 @@ class BackendRequest:
     engine_cache: Path | None = None
     torch_module: object | None = None  # nn.Module or path to a torch.export .pt2
     model: str = "model"
-    extra: dict = field(default_factory=dict)
 
     def onnx_for(self, precision: str) -> Path:
         if precision != "int8":

@@ -61,7 +61,7 @@ def gpu_identity() -> tuple[str, str]:
     return name, f"{props.major}.{props.minor}"
 
 
-def default_profile(onnx_path: Path, max_batch: int, opt_batch: int | None = None) -> ShapeProfile:
+def default_profile(onnx_path: Path, max_batch: int) -> ShapeProfile:
     """Batch 1..max_batch at the ONNX's fixed per-item shape; any other free dim needs an explicit profile."""
     profile: ShapeProfile = {}
     model = load_onnx(onnx_path)
@@ -73,7 +73,7 @@ def default_profile(onnx_path: Path, max_batch: int, opt_batch: int | None = Non
         if any(not d.HasField("dim_value") for d in dims):
             raise ModelFileError(f"{onnx_path}: input {graph_input.name!r} has free non-batch dims; pass a profile")
         profile.update(batch_profile(graph_input.name, tuple(d.dim_value for d in dims), max_batch,
-                                     opt_batch or min(8, max_batch)))
+                                     min(8, max_batch)))
     return profile
 
 
