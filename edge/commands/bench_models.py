@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from trt_engines.models import MODELS
+
 from ..config import load_config
 from ..errors import FaceEdgeError
 
 log = logging.getLogger("faceedge.bench_models")
-MODELS = ("detector", "recognizer", "selection", "quality", "sr")
 
 
 def add_arguments(parser) -> None:
@@ -61,7 +62,7 @@ def standin_path(name: str, folder: Path, splits) -> Path:
     if name == "sr":
         return upscaler_onnx(folder / "sr.onnx")
     crops = splits["fit"].faces.crops if splits else None
-    return scorer_onnx(folder / f"{name}.onnx", crops, seed=MODELS.index(name))
+    return scorer_onnx(folder / f"{name}.onnx", crops, seed=list(MODELS).index(name))
 
 
 def open_each(path: Path, name: str, precision: str, inference, profile) -> list:
@@ -86,7 +87,7 @@ def run(args) -> int:
 
     from calibration.calibrate import calibrate_configured, calibration_splits
     from trt_engines.backends import describe_backends, int8_model_path
-    from trt_engines.models import MODELS as SPECS, input_spec, model_path, trt_profile
+    from trt_engines.models import input_spec, model_path, trt_profile
 
     config = load_config(args.config, args.set)
     inference = config.inference
@@ -116,7 +117,7 @@ def run(args) -> int:
                 entry["int8_agreement"] = {"method": cal["method"], "leading_float_layers": cal["leading_float_layers"],
                                            "fit_items": cal["fit_items"], **cal["report_split"]}
                 entry["int8_agreement"].setdefault("best_face", None)
-            input_name, item = input_spec(path, SPECS.get(name))
+            input_name, item = input_spec(path, MODELS.get(name))
             profile = trt_profile(name, path, inference.batch_size)
             for precision in ("fp32", "fp16", "int8"):
                 if precision == "int8" and not int8_model_path(path).is_file():

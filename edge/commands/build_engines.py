@@ -19,14 +19,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="YAML config file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
-    parser.add_argument("--models", default="detector,recognizer,selection,quality,sr",
+    from trt_engines.models import MODELS
+
+    parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated model names; models whose ONNX is not installed are skipped")
     parser.add_argument("--calibration-source", action="append", default=[],
                         help="image folder or video for INT8 calibration (adds to inference.calibration.sources)")
 
 
 def run(args) -> int:
-    from trt_engines.backends import describe_backends, int8_model_path
+    from trt_engines.backends import BackendRequest, describe_backends
     from trt_engines.models import model_path, trt_profile
 
     config = load_config(args.config, args.set)
@@ -55,7 +57,7 @@ def run(args) -> int:
 
     folder = Path(inference.engine_cache) if inference.engine_cache else None
     for name, path in paths.items():
-        source = int8_model_path(path) if args.precision == "int8" else path
+        source = BackendRequest(path, model=name).onnx_for(args.precision)
         engine = cached_engine(source, args.precision, trt_profile(name, path, inference.batch_size), folder)
         print(f"{name}: TensorRT {args.precision} engine {engine}")
     return 0
