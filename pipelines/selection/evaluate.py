@@ -71,8 +71,15 @@ def best_of_track(scores: np.ndarray, correct: np.ndarray, tracks: list[np.ndarr
     return float(np.mean([correct[t[np.argmax(scores[t])]] for t in tracks]))
 
 
-def scorer_table(model: str, seed: int) -> dict:
-    """name -> callable(probes) -> scores, for every scorer compared."""
+def selection_scorer(model: str):
+    from edge.face_input import SCORER_INPUTS
+    from edge.select import LearnedScorer
+
+    return LearnedScorer("selection", model, SCORER_INPUTS["selection"], ONE_CPU_THREAD)
+
+
+def scorer_table(selection, seed: int) -> dict:
+    """name -> callable(probes) -> scores, for every scorer compared (`selection`: the model under test)."""
     from edge.face_input import SCORER_INPUTS
     from edge.model_files import WEIGHTS_DIR
     from edge.select import Candidate, HeuristicScorer, LearnedScorer, laplacian_variance
@@ -80,7 +87,7 @@ def scorer_table(model: str, seed: int) -> dict:
     def candidates(ps):
         return [Candidate(p.aligned, p.detection, p.frame_shape) for p in ps]
 
-    learned = {"selection": LearnedScorer("selection", model, SCORER_INPUTS["selection"], ONE_CPU_THREAD)}
+    learned = {"selection": selection}
     if (WEIGHTS_DIR / "quality.onnx").is_file():
         learned["quality"] = LearnedScorer("quality", "weights:quality.onnx", SCORER_INPUTS["quality"], ONE_CPU_THREAD)
     heuristic = HeuristicScorer()
@@ -95,12 +102,10 @@ def scorer_table(model: str, seed: int) -> dict:
     return table
 
 
-def per_face_ms(model: str, faces: list[np.ndarray], repeats: int = 20) -> float:
-    """Selection model latency per face in a batch of 32, one thread."""
-    from edge.face_input import SCORER_INPUTS
-    from edge.select import Candidate, LearnedScorer
+def per_face_ms(scorer, faces: list[np.ndarray], repeats: int = 20) -> float:
+    """Scorer latency per face in a batch of 32, one thread."""
+    from edge.select import Candidate
 
-    scorer = LearnedScorer("selection", model, SCORER_INPUTS["selection"], ONE_CPU_THREAD)
     batch = [Candidate(f, None, (0, 0)) for f in (faces * 32)[:32]]
     scorer.score(batch)
     started = time.perf_counter()
@@ -110,6 +115,8 @@ def per_face_ms(model: str, faces: list[np.ndarray], repeats: int = 20) -> float
 
 
 def run(args) -> int:
+    import cv2
+
     from edge.detect import YuNetDetector
     from edge.recognize import SFaceRecognizer
     from pipelines.dataset import FrontalFilter, build_dataset
@@ -127,15 +134,17 @@ def run(args) -> int:
                        records, recognizer, args.threshold)
     track_probes, tracks = [], []
     for index, record in enumerate(sources):
+        image = cv2.imread(str(record.path), cv2.IMREAD_COLOR)
         for t in range(args.tracks_per_photo):
-            views = _views(record, maker, args.track_length, [args.seed + 2000, index, t])
+            views = _views(image, record, maker, args.track_length, [args.seed + 2000, index, t])
             if views:
                 tracks.append(np.arange(len(track_probes), len(track_probes) + len(views)))
                 track_probes.extend(views)
     track = label_probes(track_probes, records, recognizer, args.threshold)
     failures = edc.genuine_similarity < args.threshold
     results = {}
-    for name, score in scorer_table(args.model, args.seed).items():
+    selection = selection_scorer(args.model)
+    for name, score in scorer_table(selection, args.seed).items():
         fractions, rates, auc = error_versus_discard(score(edc.probes), failures)
         results[name] = {"edc_auc": auc, "best_of_track_rank1": best_of_track(score(track.probes), track.top1_correct,
                                                                                  tracks),
@@ -148,7 +157,7 @@ def run(args) -> int:
         "edc_probes": len(edc.probes), "edc_label_balance": edc.stats,
         "fnmr_no_discard": float(failures.mean()), "tracks": len(tracks), "track_views": len(track_probes),
         "track_any_view_correct": float(np.mean([track.top1_correct[t].any() for t in tracks])),
-        "oracle_edc_auc": oracle_auc, "selection_ms_per_face": per_face_ms(args.model, [p.aligned for p in edc.probes]),
+        "oracle_edc_auc": oracle_auc, "selection_ms_per_face": per_face_ms(selection, [p.aligned for p in edc.probes]),
         "scorers": results,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -159,16 +168,13 @@ def run(args) -> int:
     return 0
 
 
-def _views(record, maker, count: int, seed: list[int]):
-    """One track: `count` view attempts of one photo from their own seeded stream.
+def _views(image, record, maker, count: int, seed: list[int]):
+    """One track: `count` view attempts of one photo (`image`, read from `record.path`) from their own seeded stream.
 
     A track is one person at one distance: its face size is drawn once (over the maker's whole
     range) and its views vary by +-25% around it, so choosing among them is about blur, pose,
     noise and occlusion more than about size.
     """
-    import cv2
-
-    image = cv2.imread(str(record.path), cv2.IMREAD_COLOR)
     rng = np.random.default_rng(seed)
     base = float(np.exp(rng.uniform(*np.log(maker.face_size_range))))
     track_maker = dataclasses.replace(maker, face_size_range=(base / TRACK_SIZE_SPREAD, base * TRACK_SIZE_SPREAD))
