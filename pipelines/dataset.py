@@ -86,6 +86,10 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+# One identity split for every trainer and evaluator: the same identities are held out from all of them.
+HOLDOUT_FRACTION = 0.35
+
+
 def holdout_identity(name: str, fraction: float, salt: str = "faceedge") -> bool:
     """Deterministic identity split: the first 8 hex digits of sha256(salt/name) as a fraction."""
     digest = hashlib.sha256(f"{salt}/{name}".encode()).hexdigest()

@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from edge.align import ALIGNED_SIZE
-from pipelines.dataset import build_dataset, identity_folders, split_identities
+from pipelines.dataset import HOLDOUT_FRACTION, build_dataset, identity_folders, split_identities
 from pipelines.degrade import Degradation
 
 from . import grading
@@ -35,8 +35,6 @@ from .preprocess import LEVELS, quality_blob, score_from_probabilities, softmax
 
 log = logging.getLogger(__name__)
 
-# Identity split shared with the selection model (pipelines.dataset.split_identities).
-HOLDOUT_FRACTION = 0.35  # the selection trainer's default: the same six identities are held out
 
 
 @dataclass

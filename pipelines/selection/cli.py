@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ConfigError
+from pipelines.dataset import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 
 
 def add_split_arguments(parser) -> None:
-    parser.add_argument("--holdout-fraction", type=float, default=0.35,
+    parser.add_argument("--holdout-fraction", type=float, default=HOLDOUT_FRACTION,
                         help="identities held out for evaluation (hash split of folder names)")
     parser.add_argument("--split-salt", default="faceedge", help="salt of the identity hash split")
     parser.add_argument("--threshold", type=float, default=0.363, help="SFace cosine threshold for a confident match")

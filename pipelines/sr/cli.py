@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 from edge.errors import ConfigError
+from pipelines.dataset import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 
 # Identities held out for `faceedge eval sr`: the selection trainer's split (same hash, salt, fraction).
-HOLDOUT_FRACTION = 0.35
 
 
 def add_arguments(parser) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .cli import HOLDOUT_FRACTION  # one identity split for training and evaluation
+from pipelines.dataset import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 
