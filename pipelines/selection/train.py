@@ -34,7 +34,6 @@ class LabelledProbes:
     probes: list[Probe]
     labels: np.ndarray
     cases: np.ndarray
-    top1_similarity: np.ndarray
     genuine_similarity: np.ndarray
     top1_correct: np.ndarray
     stats: dict = field(default_factory=dict)
@@ -65,8 +64,7 @@ def label_probes(probes: list[Probe], records, recognizer, threshold: float) -> 
     labels, cases = four_case_labels(matches.top1_correct, matches.top1_similarity, threshold)
     stats = {"probes": len(probes), "positive_fraction": float(labels.mean()) if len(labels) else 0.0,
              "cases": case_counts(cases), "threshold": threshold}
-    return LabelledProbes(probes, labels, cases, matches.top1_similarity, matches.genuine_similarity,
-                          matches.top1_correct, stats)
+    return LabelledProbes(probes, labels, cases, matches.genuine_similarity, matches.top1_correct, stats)
 
 
 def probe_records(records):

@@ -107,7 +107,7 @@ def run(args) -> int:
     lows = []
     for index in probes:
         if args.clean:
-            lows.append(cv2.resize(faces[index], (HR_SIZE // scale,) * 2, interpolation=cv2.INTER_AREA))
+            lows.append(resolver.lowres(faces[index]))
         else:
             lows.append(recipe.low_res(faces[index], scale, np.random.default_rng([args.seed, index])).image)
     lows = np.stack(lows)
