@@ -53,10 +53,11 @@ def scorer_onnx(path: Path, crops: list[np.ndarray] | None = None, steps: int = 
 
     from edge.face_input import SCORER_INPUTS
 
+    face_input = SCORER_INPUTS["selection"]
     torch.manual_seed(seed)
     model = _scorer()
     if crops:
-        x = torch.from_numpy(SCORER_INPUTS["selection"](crops))
+        x = torch.from_numpy(face_input(crops))
         y = torch.from_numpy(sharpness_target(crops))
         y = (y - y.mean()) / y.std().clamp(min=1e-6)
         opt = torch.optim.Adam(model.parameters(), 3e-3)
@@ -68,7 +69,7 @@ def scorer_onnx(path: Path, crops: list[np.ndarray] | None = None, steps: int = 
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return export(model, torch.zeros(1, 3, 64, 64), path)
+    return export(model, torch.zeros(1, 3, face_input.size, face_input.size), path)
 
 
 def upscaler_onnx(path: Path, seed: int = 0) -> Path:

@@ -82,12 +82,22 @@ class LearnedScorer:
     """
 
     def __init__(self, name: str, model: str, face_input: FaceInput, inference=None, backend=None):
-        from trt_engines.models import open_model
+        from trt_engines.models import input_spec, open_model
 
         from .config import InferenceConfig
+        from .errors import ModelFileError
         from .model_files import resolve_model, sha256_file
 
         path = resolve_model(model)
+        if isinstance(face_input, FaceInput):
+            try:
+                _, item = input_spec(path)
+            except ValueError:  # free height and width: any face size goes
+                item = (3, face_input.size, face_input.size)
+            if item[1:] != (face_input.size, face_input.size):
+                raise ModelFileError(
+                    f"{name} model {path}: takes {item[1]}x{item[2]} faces but the {name} scorer feeds "
+                    f"{face_input.size}x{face_input.size}; retrain it with this version's `faceedge train {name}`")
         self.name = name
         self.version = sha256_file(path)[:12]
         self.face_input = face_input

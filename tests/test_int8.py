@@ -33,6 +33,7 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
 
     from calibration.calibrate import calibrate_model
     from calibration.standin import scorer_onnx
+    from edge.face_input import SCORER_INPUTS
     from trt_engines.backends import open_backend
 
     torch.set_num_threads(1)
@@ -50,7 +51,8 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
         assert zp.dtype == np.int8 and not zp.any()
     backend = open_backend(float_path, precision="int8", order=("onnxruntime-cpu",), model="selection-test")
     assert backend.precision == "int8"
-    out = backend.run({"input": np.zeros((5, 3, 64, 64), np.float32)})
+    size = SCORER_INPUTS["selection"].size
+    out = backend.run({"input": np.zeros((5, 3, size, size), np.float32)})
     assert out[0].shape == (5, 1)
     report = result["report_split"]
     assert result["method"] in ("entropy", "percentile 99.999", "percentile 99.99")

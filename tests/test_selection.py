@@ -101,6 +101,16 @@ def test_face_input_is_shared_and_shaped():
     assert blob.min() == pytest.approx(-127.5 / 128)
 
 
+
+def test_learned_scorer_refuses_a_model_of_another_input_size(tmp_path):
+    from edge.errors import ModelFileError
+    from edge.face_input import FaceInput
+
+    net = SelectionNet(width=8).eval()
+    export_onnx(net, tmp_path / "m.onnx", FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)))
+    with pytest.raises(ModelFileError, match=rf"takes {FACE_INPUT.size}x{FACE_INPUT.size} faces but .* feeds 48x48"):
+        LearnedScorer("selection", str(tmp_path / "m.onnx"), FaceInput(size=48), InferenceConfig(threads=1))
+
 def _real_face():
     from edge.align import align_face
     from edge.detect import YuNetDetector
