@@ -59,9 +59,14 @@ class Generator(nn.Module):
         head = self.head(x)
         return head + self.body_tail(self.body(head))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(restored face, body features) from one pass: distillation needs both."""
+        feats = self.features(x)
         base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return base + self.upsample(self.features(x))
+        return base + self.upsample(feats), feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_features(x)[0]
 
 
 class Discriminator(nn.Module):

@@ -86,7 +86,7 @@ class Trainer:
     def _step(self, gen, opt_g, opt_d, teacher=None, with_identity: bool = True) -> dict[str, float]:
         cfg = self.config
         low, high = (to_tensor(a) for a in self.sampler.batch(cfg.batch))
-        restored = gen(low)
+        restored, feats = gen.forward_with_features(low)
         # Discriminator: real faces vs restored ones.
         opt_d.zero_grad()
         d_loss = discriminator_loss(self.disc(high), self.disc(restored.detach()))
@@ -99,9 +99,8 @@ class Trainer:
             terms["identity"] = identity_loss(self.recognizer.embed_bgr01, restored[:n], high[:n])
         if teacher is not None and cfg.distill:
             with torch.no_grad():
-                t_feats = teacher.features(low)
-                t_out = teacher(low)
-            terms["distill"] = distillation_loss(gen.features(low), t_feats, restored, t_out)
+                t_out, t_feats = teacher.forward_with_features(low)
+            terms["distill"] = distillation_loss(feats, t_feats, restored, t_out)
         total = joint_loss(terms, cfg.weights)
         opt_g.zero_grad()
         total.backward()
