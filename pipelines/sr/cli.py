@@ -71,7 +71,7 @@ def run(args) -> int:
         weights=LossWeights(gan=args.gan_weight, identity=args.identity_weight,
                             distill=0.0 if args.no_distill else 1.0),
         identity_batch=args.identity_batch, identity_every=args.identity_every, adaptive=not args.no_adaptive, severity=args.severity,
-        prune_ratio=args.prune_ratio, max_psnr_drop=args.max_psnr_drop, distill=not args.no_distill,
+        prune_ratio=args.prune_ratio, max_psnr_drop=args.max_psnr_drop,
         student_epochs=args.student_epochs, seed=args.seed)
     recognizer = None
     if args.identity_weight > 0:

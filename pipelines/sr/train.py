@@ -45,7 +45,6 @@ class TrainConfig:
     severity: float = 1.0  # starting severity (the only one when adaptive is off)
     prune_ratio: float = 0.0
     max_psnr_drop: float = 0.3
-    distill: bool = True
     student_epochs: int = 4
     seed: int = 0
 
@@ -97,7 +96,7 @@ class Trainer:
         if self.recognizer is not None and cfg.weights.identity > 0 and with_identity:
             n = cfg.identity_batch
             terms["identity"] = identity_loss(self.recognizer.embed_bgr01, restored[:n], high[:n])
-        if teacher is not None and cfg.distill:
+        if teacher is not None:
             with torch.no_grad():
                 t_out, t_feats = teacher.forward_with_features(low)
             terms["distill"] = distillation_loss(feats, t_feats, restored, t_out)
@@ -160,7 +159,8 @@ class Trainer:
             result["pruning"] = [asdict(layer) for layer in report]
             if self.history:
                 self.sampler.severity = self.history[-1]["severity"]
-            self.fit(student, cfg.student_epochs, "student", teacher if cfg.distill else None)
+            # The student copies the teacher only when distillation has a weight (seed 001's term).
+            self.fit(student, cfg.student_epochs, "student", teacher if cfg.weights.distill > 0 else None)
             save_generator(student, out / "student.pt")
             result["student"] = str(out / "student.pt")
             final = student
