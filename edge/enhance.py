@@ -21,7 +21,6 @@ from .align import ALIGNED_SIZE, ARCFACE_TEMPLATE, TEMPLATE_IOD, inter_ocular_di
 from .select import Candidate
 
 
-
 @dataclass
 class Enhanced:
     face: np.ndarray  # aligned face to publish (restored when sr_applied)

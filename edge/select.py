@@ -93,8 +93,8 @@ class LearnedScorer:
             try:
                 _, item = input_spec(path)
             except ValueError:  # free height and width: any face size goes
-                item = (3, face_input.size, face_input.size)
-            if item[1:] != (face_input.size, face_input.size):
+                item = None
+            if item is not None and item[1:] != (face_input.size, face_input.size):
                 raise ModelFileError(
                     f"{name} model {path}: takes {item[1]}x{item[2]} faces but the {name} scorer feeds "
                     f"{face_input.size}x{face_input.size}; retrain it with this version's `faceedge train {name}`")

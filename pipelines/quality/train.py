@@ -36,7 +36,6 @@ from .preprocess import LEVELS, quality_blob, score_from_probabilities, softmax
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class TrainConfig:
     data: str

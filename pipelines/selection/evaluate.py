@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.config import InferenceConfig
+from edge.config import DetectConfig, InferenceConfig
 from pipelines.selection.cli import add_split_arguments, split_of
 
 # Scorers are compared on one CPU thread, the same backend for each.
@@ -48,7 +48,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--probes-per-photo", type=int, default=40)
     parser.add_argument("--tracks-per-photo", type=int, default=6)
     parser.add_argument("--track-length", type=int, default=8)
-    parser.add_argument("--min-face", type=float, default=None,
+    parser.add_argument("--min-face", type=float, default=float(DetectConfig().min_face),
                         help="leave out faces whose detected box is below this many pixels (default: the config's "
                              "detect.min_face, the floor the pipeline applies; a stream's own min_face may differ)")
 
@@ -128,7 +128,7 @@ def run(args) -> int:
     records = build_dataset(args.data, detector, frontal=FrontalFilter(args.max_yaw, args.max_pitch),
                             identities=identities)
     sources = probe_records(records)
-    maker = ProbeMaker(detector) if args.min_face is None else ProbeMaker(detector, min_face=args.min_face)
+    maker = ProbeMaker(detector, min_face=args.min_face)
     # Seeds differ from training's (args.seed) so evaluation never replays training views.
     edc = label_probes(make_probes(sources, maker, args.probes_per_photo, args.seed + 1000, desc="EDC probes"),
                        records, recognizer, args.threshold)

@@ -11,8 +11,6 @@ from pipelines.dataset import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 
-# Identities held out for `faceedge eval sr`: the selection trainer's split (same hash, salt, fraction).
-
 
 def add_arguments(parser) -> None:
     parser.add_argument("--data", required=True, help="folder of identity subfolders of photos")
