@@ -13,8 +13,8 @@ from edge.face_input import SCORER_INPUTS
 from edge.select import Candidate, LearnedScorer, make_scorer
 from pipelines.selection.evaluate import best_of_track, error_versus_discard
 from pipelines.selection.labels import CASES, four_case_labels, has_genuine_mate, match_gallery
-from pipelines.selection.model import SelectionNet, symmetric_cross_entropy
-from pipelines.selection.train import FACE_INPUT, TrainSettings, export_onnx, train_model
+from pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
+from pipelines.selection.train import FACE_INPUT, Samples, TrainSettings, export_onnx, train_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WEIGHTS = Path(__file__).resolve().parents[1] / "edge" / "weights" / "selection.onnx"
@@ -59,6 +59,14 @@ def test_symmetric_cross_entropy_hand_computed():
     assert math.isfinite(float(symmetric_cross_entropy(torch.tensor([-50.0]), torch.tensor([1]))))
 
 
+def test_similarity_regression_on_hand_computed_values():
+    # Targets 40 * (0.6 - 0.35) = 10 and 40 * (0.3 - 0.35) = -2; squared errors 4 and 1.
+    loss = similarity_regression(torch.tensor([8.0, -1.0]), torch.tensor([0.6, 0.3]), threshold=0.35, scale=40.0)
+    assert float(loss) == pytest.approx(2.5)
+    # A logit on its target costs nothing, whatever the label says.
+    assert float(similarity_regression(torch.tensor([0.0]), torch.tensor([0.35]), 0.35, 40.0)) == 0.0
+
+
 def _toy_faces(n: int, seed: int = 0):
     """Textured 112x112 'faces': label 1 sharp, label 0 the same texture heavily blurred."""
     rng = np.random.default_rng(seed)
@@ -68,15 +76,32 @@ def _toy_faces(n: int, seed: int = 0):
     return faces, labels
 
 
+def _toy_samples(n: int) -> Samples:
+    faces, labels = _toy_faces(n)
+    genuine = np.where(labels == 1, 0.6, 0.2)  # the sharp faces match their identity better
+    return Samples(faces, labels, labels, genuine, {"threshold": 0.363})
+
+
 def test_few_step_training_reduces_loss_and_resumes(tmp_path):
-    faces, labels = _toy_faces(96)
+    samples = _toy_samples(96)
     settings = TrainSettings(epochs=4, batch_size=32, lr=3e-3, seed=0, width=8)
     checkpoint = tmp_path / "checkpoint.pt"
-    _, history = train_model(faces, labels, settings, checkpoint=checkpoint, progress=False)
+    _, history = train_model(samples, settings, checkpoint=checkpoint, progress=False)
     assert len(history) == 4 and history[-1] < history[0]
     more = TrainSettings(epochs=5, batch_size=32, lr=3e-3, seed=0, width=8)
-    _, resumed = train_model(faces, labels, more, checkpoint=checkpoint, progress=False)
+    _, resumed = train_model(samples, more, checkpoint=checkpoint, progress=False)
     assert resumed[:4] == history and len(resumed) == 5  # picked up at epoch 4, ran only epoch 5
+
+
+def test_samples_without_genuine_similarity_are_refused(tmp_path):
+    from edge.errors import ConfigError
+    from pipelines.selection.train import load_samples
+
+    old = tmp_path / "samples.npz"
+    np.savez(old, aligned=np.zeros((1, 112, 112, 3), np.uint8), labels=np.ones(1), cases=np.zeros(1),
+             identities=np.array(["a"]), stats="{}")
+    with pytest.raises(ConfigError, match="older version"):
+        load_samples(old)
 
 
 def test_onnx_export_matches_torch_with_dynamic_batch(tmp_path):

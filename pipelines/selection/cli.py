@@ -16,6 +16,7 @@ import numpy as np
 
 from edge.errors import ConfigError
 from pipelines.dataset import HOLDOUT_FRACTION
+from pipelines.selection.train import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of cross-entropy in the SCE loss")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of reverse cross-entropy in the SCE loss")
+    parser.add_argument("--similarity-weight", type=float, default=TrainSettings.similarity_weight,
+                        help="weight of the pull of the logit towards SFace's genuine similarity (0: SCE alone)")
+    parser.add_argument("--similarity-scale", type=float, default=TrainSettings.similarity_scale,
+                        help="logit per unit of cosine similarity in that pull")
 
 
 def split_of(args, side: str) -> tuple[list[str], list[str]]:
@@ -63,8 +68,8 @@ def run(args) -> int:
     from edge.recognize import SFaceRecognizer
     from pipelines.dataset import FrontalFilter
     from pipelines.selection.probes import MIN_FACE
-    from pipelines.selection.train import (FACE_INPUT, TrainSettings, build_samples, export_onnx, load_samples,
-                                           save_samples, train_model)
+    from pipelines.selection.train import (FACE_INPUT, build_samples, export_onnx, load_samples, save_samples,
+                                           train_model)
 
     identities, names = split_of(args, "train")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -81,15 +86,19 @@ def run(args) -> int:
                               "need identities with several photos")
         labelled.stats["recipe"] = recipe
         save_samples(samples_path, labelled)
-    aligned, labels, cases, stats = load_samples(samples_path)
+    samples = load_samples(samples_path)
+    stats = samples.stats
     if stats.get("recipe") != recipe:
         raise ConfigError(f"{samples_path} was made with {stats.get('recipe')}, not {recipe}; "
                           "use a new --out or delete it")
-    log.info("samples: %d, positive fraction %.3f, cases %s", len(labels), labels.mean(), stats["cases"])
+    log.info("samples: %d, positive fraction %.3f, cases %s", len(samples.labels), samples.labels.mean(),
+             stats["cases"])
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, alpha=args.alpha,
-                             beta=args.beta, seed=args.seed)
-    net, history = train_model(aligned, labels, settings, checkpoint=args.out / "checkpoint.pt")
-    parity_faces = FACE_INPUT(aligned[np.random.default_rng(args.seed).choice(len(aligned), 7, replace=False)])
+                             beta=args.beta, similarity_weight=args.similarity_weight,
+                             similarity_scale=args.similarity_scale, seed=args.seed)
+    net, history = train_model(samples, settings, checkpoint=args.out / "checkpoint.pt")
+    parity_faces = FACE_INPUT(samples.aligned[np.random.default_rng(args.seed).choice(len(samples.aligned), 7,
+                                                                                       replace=False)])
     parity = export_onnx(net, args.out / "selection.onnx", parity_faces)
     report = {
         "data": str(args.data), "train_identities": identities,

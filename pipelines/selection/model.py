@@ -58,3 +58,16 @@ def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, alpha: f
     rce = -(p * torch.log(q.clamp(min=LABEL_FLOOR, max=1.0))).sum(dim=1)
     return (alpha * ce + beta * rce).mean()
 
+
+def similarity_regression(logits: torch.Tensor, genuine_similarity: torch.Tensor, threshold: float,
+                          scale: float) -> torch.Tensor:
+    """Mean squared distance of each logit from scale * (genuine similarity - threshold).
+
+    Our addition to seed 002's loss: SCE alone drives every positive towards the same saturated
+    logit, so the score cannot say which of a track's good faces the recogniser matches best. This
+    term ties the logit to SFace's similarity to the face's own identity (0 at the label threshold,
+    so it agrees with the label on which side of 0.5 most faces fall).
+    """
+    target = scale * (genuine_similarity - threshold)
+    return ((logits - target) ** 2).mean()
+

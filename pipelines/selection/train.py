@@ -2,7 +2,8 @@
 
 Samples: for every photo of the training identities that has another photo of its identity,
 `per_photo` probes (see probes.py), labelled by SFace against the clean faces of all the
-other photos (labels.py). Training: SelectionNet with symmetric cross-entropy, one thread,
+other photos (labels.py). Training: SelectionNet with symmetric cross-entropy plus a pull of the
+logit towards SFace's genuine similarity (model.similarity_regression), one thread,
 a checkpoint after every epoch (a rerun with the same --out resumes), then ONNX export whose
 outputs are checked against torch.
 """
@@ -89,13 +90,28 @@ def save_samples(path: Path, labelled: LabelledProbes) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, aligned=np.stack([p.aligned for p in labelled.probes]), labels=labelled.labels,
              cases=labelled.cases, identities=np.array([p.identity for p in labelled.probes]),
-             stats=json.dumps(labelled.stats))
+             genuine_similarity=labelled.genuine_similarity, stats=json.dumps(labelled.stats))
     os.replace(tmp, path)
 
 
-def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+@dataclass
+class Samples:
+    aligned: np.ndarray  # (N, 112, 112, 3) BGR
+    labels: np.ndarray  # (N,) 0/1, seed 002's rule
+    cases: np.ndarray  # (N,) index into labels.CASES
+    genuine_similarity: np.ndarray  # (N,) SFace similarity to the probe's own identity
+    stats: dict
+
+
+def load_samples(path: Path) -> Samples:
     with np.load(path) as data:
-        return data["aligned"], data["labels"], data["cases"], json.loads(str(data["stats"]))
+        if "genuine_similarity" not in data.files:
+            from edge.errors import ConfigError
+
+            raise ConfigError(f"{path} was made by an older version (no genuine similarities); "
+                              "use a new --out or delete it")
+        return Samples(data["aligned"], data["labels"], data["cases"], data["genuine_similarity"],
+                       json.loads(str(data["stats"])))
 
 
 @dataclass
@@ -106,21 +122,24 @@ class TrainSettings:
     weight_decay: float = 1e-4
     alpha: float = 1.0
     beta: float = 1.0
+    similarity_weight: float = 0.1  # 0 trains on seed 002's SCE alone
+    similarity_scale: float = 40.0  # logit per unit of cosine similarity
     seed: int = 0
     width: int = 16
 
 
-def train_model(aligned: np.ndarray, labels: np.ndarray, settings: TrainSettings, checkpoint: Path | None = None,
-                progress: bool = True):
+def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | None = None, progress: bool = True):
     """Train from scratch or resume from `checkpoint`; returns (net, per-epoch mean losses)."""
     import torch
 
-    from pipelines.selection.model import SelectionNet, symmetric_cross_entropy
+    from pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
 
     torch.set_num_threads(1)
     torch.manual_seed(settings.seed)
-    inputs = torch.from_numpy(FACE_INPUT(aligned))
-    targets = torch.from_numpy(labels.astype(np.int64))
+    inputs = torch.from_numpy(FACE_INPUT(samples.aligned))
+    targets = torch.from_numpy(samples.labels.astype(np.int64))
+    genuine = torch.from_numpy(samples.genuine_similarity.astype(np.float32))
+    threshold = samples.stats["threshold"]
     net = SelectionNet(settings.width)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
@@ -145,7 +164,11 @@ def train_model(aligned: np.ndarray, labels: np.ndarray, settings: TrainSettings
             batch = inputs[index]
             flip = torch.from_numpy(flips[index])
             batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
-            loss = symmetric_cross_entropy(net(batch), targets[index], settings.alpha, settings.beta)
+            logits = net(batch)
+            loss = symmetric_cross_entropy(logits, targets[index], settings.alpha, settings.beta)
+            if settings.similarity_weight:
+                loss = loss + settings.similarity_weight * similarity_regression(
+                    logits, genuine[index], threshold, settings.similarity_scale)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
