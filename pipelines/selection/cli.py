@@ -97,9 +97,8 @@ def run(args) -> int:
                              beta=args.beta, similarity_weight=args.similarity_weight,
                              similarity_scale=args.similarity_scale, seed=args.seed)
     net, history = train_model(samples, settings, checkpoint=args.out / "checkpoint.pt")
-    parity_faces = FACE_INPUT(samples.aligned[np.random.default_rng(args.seed).choice(len(samples.aligned), 7,
-                                                                                       replace=False)])
-    parity = export_onnx(net, args.out / "selection.onnx", parity_faces)
+    parity_pick = np.random.default_rng(args.seed).choice(len(samples.aligned), 7, replace=False)
+    parity = export_onnx(net, args.out / "selection.onnx", FACE_INPUT(samples.aligned[parity_pick]))
     report = {
         "data": str(args.data), "train_identities": identities,
         "held_out_identities": sorted(set(names) - set(identities)),

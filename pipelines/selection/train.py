@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edge.errors import ConfigError
 from edge.face_input import SCORER_INPUTS
 from pipelines.dataset import FrontalFilter, build_dataset
 from pipelines.selection.labels import case_counts, four_case_labels, has_genuine_mate, match_gallery
@@ -106,8 +107,6 @@ class Samples:
 def load_samples(path: Path) -> Samples:
     with np.load(path) as data:
         if "genuine_similarity" not in data.files:
-            from edge.errors import ConfigError
-
             raise ConfigError(f"{path} was made by an older version (no genuine similarities); "
                               "use a new --out or delete it")
         return Samples(data["aligned"], data["labels"], data["cases"], data["genuine_similarity"],
