@@ -173,9 +173,11 @@ class CalibrationConfig(Section):
     percentiles: list[Annotated[float, Field(gt=90, le=100)]] = Field(
         default_factory=lambda: [99.999, 99.99], min_length=1)
     # Leading weighted layers kept in float in the INT8 copy, per model (others: 1). The selection
-    # model's second layer costs ~4 % of its INT8 speed and is its largest source of int8 error.
+    # model's early activations are its largest source of int8 error; with three float layers its
+    # INT8 copy kept the best face in 0.967 of the choose tracks at 1.59x FP32 speed (two: 0.944 at
+    # 2.16x, four: 0.981 at 1.44x; docs/benchmarks.md).
     leading_float_layers: dict[str, Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: {"selection": 2})
+        default_factory=lambda: {"selection": 3})
 
 
 class InferenceConfig(Section):

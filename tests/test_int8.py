@@ -44,11 +44,11 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     nodes = onnx.load(str(qdq)).graph
     quant = [n for n in nodes.node if n.op_type == "QuantizeLinear"]
     assert quant, "no QuantizeLinear nodes: not a QDQ model"
-    zero_points = {i.name: i for i in nodes.initializer}
-    # Symmetric int8 activations (zero point 0) are what TensorRT's explicit quantisation needs.
-    for node in quant:
-        zp = onnx.numpy_helper.to_array(zero_points[node.input[2]])
-        assert zp.dtype == np.int8 and not zp.any()
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in nodes.initializer}
+    assert all(inits[node.input[2]].dtype == np.uint8 for node in quant)  # activations: uint8 over their range
+    weight_dq = [n for n in nodes.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+                 and inits[n.input[0]].dtype == np.int8]
+    assert weight_dq and all(not inits[n.input[2]].any() for n in weight_dq)  # weights: symmetric int8
     backend = open_backend(float_path, precision="int8", order=("onnxruntime-cpu",), model="selection-test")
     assert backend.precision == "int8"
     size = SCORER_INPUTS["selection"].size
@@ -59,6 +59,67 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     assert set(result["choose_split"]) == {"entropy", "percentile 99.999", "percentile 99.99"}
     assert report["best_face"] >= 0.97, report
     assert report["rank_correlation"] >= 0.95, report
+    # TensorRT's re-encoding of the same scales runs too, and still ranks the faces like FP32.
+    from scipy.stats import spearmanr
+
+    from trt_engines.backends import OnnxRuntimeBackend
+    from trt_engines.tensorrt_backend import tensorrt_qdq
+
+    faces = SCORER_INPUTS["selection"](splits["report"].faces.crops)
+    fp32, trt_form = (OnnxRuntimeBackend(p, threads=1).run({"input": faces})[0].ravel()
+                      for p in (float_path, tensorrt_qdq(qdq)))
+    assert spearmanr(fp32, trt_form).statistic >= 0.95
+
+
+def _tiny_qdq(path: Path, activation_zero: int) -> None:
+    """x -> Q/DQ (uint8 activation) -> Conv with int8 weights and an int32 bias, as ORT writes them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    tensors = {"x_scale": np.float32(0.02), "x_zero": np.uint8(activation_zero),
+               "w_q": np.array([[[[3]], [[-5]]]], np.int8), "w_scale": np.array([0.01], np.float32),
+               "w_zero": np.array([0], np.int8), "b_q": np.array([250], np.int32),
+               "b_scale": np.array([0.0002], np.float32), "b_zero": np.array([0], np.int32)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["x_q"]),
+             helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"]),
+             helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], axis=0),
+             helper.make_node("DequantizeLinear", ["b_q", "b_scale", "b_zero"], ["b"], axis=0),
+             helper.make_node("Conv", ["x_dq", "w", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in tensors.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+
+
+@pytest.mark.parametrize("activation_zero", [0, 100])
+def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
+    import onnxruntime as ort
+
+    from trt_engines.tensorrt_backend import tensorrt_qdq
+
+    source = tmp_path / "tiny.int8.onnx"
+    _tiny_qdq(source, activation_zero)
+    target = tensorrt_qdq(source)
+    assert target.name == "tiny.int8.trt.onnx"
+    graph = onnx.load(str(target)).graph
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    # The uint8 range [-z*s, (255-z)*s] becomes symmetric int8 covering its larger end.
+    bound = max(activation_zero, 255 - activation_zero) * 0.02
+    assert inits["x_scale"] == pytest.approx(bound / 127) and inits["x_zero"].dtype == np.int8
+    assert not inits["x_zero"].any()
+    # The int32 bias is folded into the float bias it stood for: 250 * 0.0002.
+    assert "b_q" not in inits and inits["b"] == pytest.approx([0.05])
+    assert all(i.dtype != np.int32 and i.dtype != np.uint8 for i in inits.values())
+    # The uint8 clamp at the range's low end (a ReLU that ORT removed, when the zero point is 0) is explicit.
+    clamp = next(n for n in graph.node if n.output[0] == next(q for q in graph.node
+                                                                if q.op_type == "QuantizeLinear").input[0])
+    assert clamp.op_type == ("Relu" if activation_zero == 0 else "Clip")
+    x = np.linspace(0, 2, 8, dtype=np.float32).reshape(1, 2, 2, 2)
+    outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+               for p in (source, target)]
+    exact = 0.03 * x[:, :1] - 0.05 * x[:, 1:] + 0.05  # weights 3*0.01 and -5*0.01 over the two channels
+    inside = np.maximum(x[:, :1], x[:, 1:]) <= (255 - activation_zero) * 0.02
+    for out in outputs:  # both encodings are within their rounding of the float result inside the range
+        assert np.abs(out - exact)[inside].max() <= 0.08 * bound / 127 + 1e-6
 
 
 def test_first_layer_and_head_stay_float():
@@ -90,7 +151,7 @@ def test_calibration_candidates_and_per_model_settings():
     calibration = load_config(None, ["inference.calibration.max_fit_items=32"]).inference.calibration
     assert calibration.max_fit_items_by_model.get("selection", calibration.max_fit_items) == 480
     assert calibration.max_fit_items_by_model.get("recognizer", calibration.max_fit_items) == 32
-    assert calibration.leading_float_layers.get("selection", 1) == 2
+    assert calibration.leading_float_layers.get("selection", 1) == 3
     assert calibration.leading_float_layers.get("detector", 1) == 1
 
 

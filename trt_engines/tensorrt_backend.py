@@ -1,7 +1,8 @@
 """TensorRT 10: build an engine from ONNX (FP32, FP16, or INT8 from a QDQ ONNX), cache it, run it.
 
 Build: ONNX parser -> builder config (FP16 flag; INT8 flag for explicit quantisation,
-whose scales come from the Q/DQ nodes calibration wrote) -> one optimisation profile for
+whose scales come from the Q/DQ nodes calibration wrote, re-encoded by `tensorrt_qdq`
+into the symmetric int8 TensorRT accepts) -> one optimisation profile for
 the dynamic batch (and spatial size, for the detector) -> serialised plan. A timing cache
 per GPU/TensorRT version makes rebuilds fast. Plans are cached under `engine_cache.EngineKey`.
 
@@ -77,6 +78,83 @@ def default_profile(onnx_path: Path, max_batch: int) -> ShapeProfile:
     return profile
 
 
+def tensorrt_qdq(qdq_path: Path) -> Path:
+    """The calibrated QDQ ONNX in the form TensorRT's parser accepts, written beside it.
+
+    Calibration's uint8 activation ranges [-z*s, (255-z)*s] become symmetric int8 with the
+    scale that covers the same range (zero point 0) and an explicit clamp to the range, and
+    int32 bias DequantizeLinear nodes,
+    which the parser rejects, become the float biases they stand for. Weights are already
+    symmetric int8 and are left as they are.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    qdq_path = Path(qdq_path)
+    target = qdq_path.with_name(f"{qdq_path.stem}.trt.onnx")
+    if target.is_file() and target.stat().st_mtime >= qdq_path.stat().st_mtime:
+        return target
+    model = load_onnx(qdq_path)
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+
+    def value(name: str) -> np.ndarray:
+        return numpy_helper.to_array(inits[name]).astype(np.float64)
+
+    def replace(name: str, array: np.ndarray) -> None:
+        inits[name].CopyFrom(numpy_helper.from_array(array, name))
+
+    bias_nodes = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                  and inits[n.input[0]].data_type == TensorProto.INT32]
+    for node in bias_nodes:
+        zero = value(node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
+        bias = ((value(node.input[0]) - zero) * value(node.input[1])).astype(np.float32)
+        graph.initializer.append(numpy_helper.from_array(bias, node.output[0]))
+        graph.node.remove(node)
+    # ORT drops a ReLU (or Clip) before a uint8 QuantizeLinear whose range starts where the
+    # activation clamps: the uint8 clamp does its work. Symmetric int8 keeps values below that
+    # range, so the clamp comes back as an explicit Relu (zero point 0) or Clip before each Q.
+    position = 0
+    while position < len(graph.node):
+        node = graph.node[position]
+        position += 1
+        if node.op_type != "QuantizeLinear" or inits[node.input[2]].data_type != TensorProto.UINT8:
+            continue
+        zero, scale = value(node.input[2]), value(node.input[1])
+        clamped = f"{node.input[0]}_clamped_{node.name or position}"
+        if not zero.any():
+            clamp = helper.make_node("Relu", [node.input[0]], [clamped])
+        else:
+            bounds = [f"{clamped}_min", f"{clamped}_max"]
+            for name, bound in zip(bounds, (-zero * scale, (255 - zero) * scale)):
+                graph.initializer.append(numpy_helper.from_array(np.float32(bound.item()), name))
+                inits[name] = graph.initializer[-1]
+            clamp = helper.make_node("Clip", [node.input[0], *bounds], [clamped])
+        node.input[0] = clamped
+        graph.node.insert(position - 1, clamp)
+        position += 1
+    # Every (scale, zero point) pair is read before any is rewritten: ORT shares one zero-point
+    # initializer between tensors.
+    pairs = {(n.input[1], n.input[2]) for n in graph.node
+             if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2
+             and inits[n.input[2]].data_type == TensorProto.UINT8}
+    zeros = {scale: value(zero) for scale, zero in pairs}
+    for scale_name, zero in zeros.items():
+        scale = value(scale_name)
+        replace(scale_name, (np.maximum(zero * scale, (255 - zero) * scale) / 127).astype(np.float32))
+    for zero_name in {zero for _, zero in pairs}:
+        replace(zero_name, np.zeros(numpy_helper.to_array(inits[zero_name]).shape, np.int8))
+    used = {name for node in graph.node for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.value_info[:]  # Q outputs changed from uint8 to int8
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, target)
+    return target
+
+
 def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, timing_cache: Path | None = None) -> bytes:
     trt, _ = _imports()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -111,6 +189,8 @@ def cached_engine(onnx_path: Path, precision: str, profile: ShapeProfile, cache_
     """Path of the engine for this exact ONNX/GPU/TensorRT/precision/profile, built if missing."""
     trt, _ = _imports()
     gpu, capability = gpu_identity()
+    if precision == "int8":
+        onnx_path = tensorrt_qdq(onnx_path)
     key = make_key(sha256_file(onnx_path), gpu, capability, trt.__version__, precision, profile)
     folder = Path(cache_dir) if cache_dir else faceedge_cache_dir() / "engines"
     folder.mkdir(parents=True, exist_ok=True)
