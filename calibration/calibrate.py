@@ -20,7 +20,7 @@ from trt_engines.models import MODELS, input_spec
 from . import agreement
 from .dataset import Split
 from .feeds import face_inputs, frame_batch
-from .quantize import quantize_qdq
+from .quantize import quantize_candidates
 
 log = logging.getLogger("faceedge.calibration")
 
@@ -92,11 +92,11 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
         [fit[i:i + 16] for i in range(0, len(fit), 16)]
     choose_inputs = model_inputs(model, item, splits["choose"])
     reference = OnnxRuntimeBackend(float_path, threads=threads)
+    labelled = [(label, float_path.with_name(f"{float_path.stem}.{label.replace(' ', '-')}.int8.onnx"),
+                 method, percentile) for label, method, percentile in candidates_of(methods, tuple(percentiles))]
+    quantize_candidates(float_path, input_name, fit_batches, [entry[1:] for entry in labelled], leading_float)
     candidates = {}
-    for label, method, percentile in candidates_of(methods, tuple(percentiles)):
-        out = float_path.with_name(f"{float_path.stem}.{label.replace(' ', '-')}.int8.onnx")
-        quantize_qdq(float_path, out, input_name, fit_batches, method=method, percentile=percentile,
-                     leading_float=leading_float)
+    for label, out, _, _ in labelled:
         quantized = OnnxRuntimeBackend(out, threads=threads, precision="int8")
         candidates[label] = (out, compare(model, reference, quantized, splits["choose"], choose_inputs))
         log.info("%s %s on the choose split: %s", model, label, candidates[label][1])

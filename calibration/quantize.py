@@ -68,16 +68,17 @@ def float_nodes(model, leading: int = 1) -> list[str]:
     return head
 
 
-def quantize_qdq(float_path: Path, out_path: Path, input_name: str, batches: list[np.ndarray],
-                 method: str = "entropy", percentile: float = 99.999, leading_float: int = 1) -> Path:
+def quantize_candidates(float_path: Path, input_name: str, batches: list[np.ndarray],
+                        candidates: list[tuple[Path, str, float]], leading_float: int = 1) -> list[Path]:
+    """Each (out_path, method, percentile) calibrated from one pre-processing of `float_path`."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if method not in METHODS:
-        raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
-    calibrate = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
-                 "minmax": CalibrationMethod.MinMax}[method]
-    float_path, out_path = Path(float_path).resolve(), Path(out_path).resolve()  # we chdir below
+    unknown = sorted({method for _, method, _ in candidates} - set(METHODS))
+    if unknown:
+        raise ValueError(f"calibration method must be one of {METHODS}, got {unknown}")
+    float_path = Path(float_path).resolve()  # we chdir below
+    written = []
     with tempfile.TemporaryDirectory() as tmp, _working_directory(tmp):
         # ORT's pre-processing writes scratch files (sym_shape_infer_temp.onnx, <uuid>.data)
         # into the working directory; keep them in the temporary one.
@@ -86,19 +87,24 @@ def quantize_qdq(float_path: Path, out_path: Path, input_name: str, batches: lis
             quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=False)
         except Exception:  # symbolic inference gives up on some dynamic graphs (YuNet's free H, W)
             quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=True)
-        staged = Path(tmp) / "qdq.onnx"
         import onnx
 
-        quantize_static(
-            str(pre), str(staged), ArrayReader(input_name, batches),
-            nodes_to_exclude=float_nodes(onnx.load(str(pre)), leading_float),
-            quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=calibrate,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                           "CalibPercentile": percentile},
-        )
-        tmp_out = out_path.with_suffix(f".tmp{os.getpid()}")
-        shutil.move(staged, tmp_out)
-        os.replace(tmp_out, out_path)
-    return out_path
+        excluded = float_nodes(onnx.load(str(pre)), leading_float)
+        for out_path, method, percentile in candidates:
+            staged = Path(tmp) / "qdq.onnx"
+            quantize_static(
+                str(pre), str(staged), ArrayReader(input_name, batches),
+                nodes_to_exclude=excluded,
+                quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method={"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
+                                  "minmax": CalibrationMethod.MinMax}[method],
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                               "CalibPercentile": percentile},
+            )
+            out_path = Path(out_path).resolve()
+            tmp_out = out_path.with_suffix(f".tmp{os.getpid()}")
+            shutil.move(staged, tmp_out)
+            os.replace(tmp_out, out_path)
+            written.append(out_path)
+    return written

@@ -158,15 +158,16 @@ def test_calibration_candidates_and_per_model_settings():
 def test_quantizing_leaves_the_working_directory_clean(tmp_path, monkeypatch):
     import numpy as np
 
-    from calibration.quantize import quantize_qdq
+    from calibration.quantize import quantize_candidates
     from trt_engines.models import model_path
 
     # YuNet's free H, W sends ORT's pre-processing down its path that writes scratch files.
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    out = quantize_qdq(model_path("detector"), tmp_path / "det.int8.onnx", "input",
-                       [np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)])
+    frames = [np.random.default_rng(0).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)]
+    out, = quantize_candidates(model_path("detector"), "input", frames,
+                               [(tmp_path / "det.int8.onnx", "percentile", 99.99)])
     assert out.is_file()
     assert list(work.iterdir()) == []
 

@@ -57,6 +57,8 @@ def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.nd
              probe_keys: list, pixel: bool = True) -> dict:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+    from pipelines.selection.labels import has_genuine_mate, match_gallery
+
     psnr = ssim = None
     if pixel:
         psnr = float(np.mean([peak_signal_noise_ratio(r, o, data_range=255) for r, o in zip(references, restored)]))
@@ -64,16 +66,11 @@ def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.nd
                               for r, o in zip(references, restored)]))
     embeddings = recognizer.embed(restored)
     cosines = (embeddings * ref_embeddings).sum(axis=1)
-    hits, ranked = 0, 0
-    for index, (emb, identity, key) in enumerate(zip(embeddings, probe_ids, probe_keys)):
-        allowed = np.array([k != key for k in gallery_keys])
-        if not any(g == identity for g, a in zip(gallery_ids, allowed) if a):
-            continue  # no other photo of this identity: nothing to identify against
-        scores = np.where(allowed, gallery @ emb, -np.inf)
-        hits += gallery_ids[int(np.argmax(scores))] == identity
-        ranked += 1
+    # Only probes whose identity has another photo in the gallery can be identified.
+    ranked = has_genuine_mate(probe_ids, probe_keys, gallery_ids, gallery_keys)
+    correct = match_gallery(embeddings, probe_ids, probe_keys, gallery, gallery_ids, gallery_keys).top1_correct
     return {"psnr": psnr, "ssim": ssim, "id_cosine": float(np.mean(cosines)),
-            "rank1": hits / ranked if ranked else None, "probes_ranked": ranked}
+            "rank1": float(correct[ranked].mean()) if ranked.any() else None, "probes_ranked": int(ranked.sum())}
 
 
 def run(args) -> int:
