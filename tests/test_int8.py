@@ -72,18 +72,25 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
 
 
 def _tiny_qdq(path: Path, activation_zero: int) -> None:
-    """x -> Q/DQ (uint8 activation) -> Conv with int8 weights and an int32 bias, as ORT writes them."""
+    """x -> Q/DQ (uint8) -> MaxPool -> Q/DQ (same parameters) -> Conv with int8 weights and an int32 bias
+    -> + a constant quantised to uint8, as ORT writes such graphs."""
     from onnx import TensorProto, helper, numpy_helper
 
     tensors = {"x_scale": np.float32(0.02), "x_zero": np.uint8(activation_zero),
                "w_q": np.array([[[[3]], [[-5]]]], np.int8), "w_scale": np.array([0.01], np.float32),
                "w_zero": np.array([0], np.int8), "b_q": np.array([250], np.int32),
-               "b_scale": np.array([0.0002], np.float32), "b_zero": np.array([0], np.int32)}
+               "b_scale": np.array([0.0002], np.float32), "b_zero": np.array([0], np.int32),
+               "c_q": np.uint8(200), "c_scale": np.float32(0.01), "c_zero": np.uint8(100)}
     nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["x_q"]),
              helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"]),
+             helper.make_node("MaxPool", ["x_dq"], ["p"], kernel_shape=[1, 1]),
+             helper.make_node("QuantizeLinear", ["p", "x_scale", "x_zero"], ["p_q"]),
+             helper.make_node("DequantizeLinear", ["p_q", "x_scale", "x_zero"], ["p_dq"]),
              helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], axis=0),
              helper.make_node("DequantizeLinear", ["b_q", "b_scale", "b_zero"], ["b"], axis=0),
-             helper.make_node("Conv", ["x_dq", "w", "b"], ["y"])]
+             helper.make_node("Conv", ["p_dq", "w", "b"], ["conv"]),
+             helper.make_node("DequantizeLinear", ["c_q", "c_scale", "c_zero"], ["c"]),
+             helper.make_node("Add", ["conv", "c"], ["y"])]
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 2, 2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
                               [numpy_helper.from_array(np.asarray(v), k) for k, v in tensors.items()])
@@ -106,17 +113,18 @@ def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
     bound = max(activation_zero, 255 - activation_zero) * 0.02
     assert inits["x_scale"] == pytest.approx(bound / 127) and inits["x_zero"].dtype == np.int8
     assert not inits["x_zero"].any()
-    # The int32 bias is folded into the float bias it stood for: 250 * 0.0002.
-    assert "b_q" not in inits and inits["b"] == pytest.approx([0.05])
+    # Constants become the floats they stood for: the int32 bias 250 * 0.0002, the uint8 (200 - 100) * 0.01.
+    assert "b_q" not in inits and inits["b"] == pytest.approx([0.05]) and inits["c"] == pytest.approx(1.0)
     assert all(i.dtype != np.int32 and i.dtype != np.uint8 for i in inits.values())
-    # The uint8 clamp at the range's low end (a ReLU that ORT removed, when the zero point is 0) is explicit.
-    clamp = next(n for n in graph.node if n.output[0] == next(q for q in graph.node
-                                                                if q.op_type == "QuantizeLinear").input[0])
-    assert clamp.op_type == ("Relu" if activation_zero == 0 else "Clip")
+    # The uint8 clamp at the range's low end (a ReLU that ORT removed, when the zero point is 0) is explicit
+    # where values enter the range; MaxPool of dequantized values is inside it already.
+    producer = {n.output[0]: n for n in graph.node}
+    inputs_of_q = [producer[q.input[0]].op_type for q in graph.node if q.op_type == "QuantizeLinear"]
+    assert inputs_of_q == ["Relu" if activation_zero == 0 else "Clip", "MaxPool"]
     x = np.linspace(0, 2, 8, dtype=np.float32).reshape(1, 2, 2, 2)
     outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
                for p in (source, target)]
-    exact = 0.03 * x[:, :1] - 0.05 * x[:, 1:] + 0.05  # weights 3*0.01 and -5*0.01 over the two channels
+    exact = 0.03 * x[:, :1] - 0.05 * x[:, 1:] + 0.05 + 1.0  # weights 3*0.01 and -5*0.01, bias, constant
     inside = np.maximum(x[:, :1], x[:, 1:]) <= (255 - activation_zero) * 0.02
     for out in outputs:  # both encodings are within their rounding of the float result inside the range
         assert np.abs(out - exact)[inside].max() <= 0.08 * bound / 127 + 1e-6

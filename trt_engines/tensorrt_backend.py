@@ -82,10 +82,10 @@ def tensorrt_qdq(qdq_path: Path) -> Path:
     """The calibrated QDQ ONNX in the form TensorRT's parser accepts, written beside it.
 
     Calibration's uint8 activation ranges [-z*s, (255-z)*s] become symmetric int8 with the
-    scale that covers the same range (zero point 0) and an explicit clamp to the range, and
-    int32 bias DequantizeLinear nodes,
-    which the parser rejects, become the float biases they stand for. Weights are already
-    symmetric int8 and are left as they are.
+    scale that covers the same range (zero point 0) and an explicit clamp to the range.
+    DequantizeLinear nodes of int32 or uint8 constants (biases, constant operands), which the
+    parser rejects, become the floats they stand for. Weights are already symmetric int8 and
+    are left as they are.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -104,21 +104,38 @@ def tensorrt_qdq(qdq_path: Path) -> Path:
     def replace(name: str, array: np.ndarray) -> None:
         inits[name].CopyFrom(numpy_helper.from_array(array, name))
 
-    bias_nodes = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-                  and inits[n.input[0]].data_type == TensorProto.INT32]
-    for node in bias_nodes:
+    # Constants quantised to int32 (biases) or to the activations' uint8 become the floats they stand for.
+    constant_nodes = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                      and inits[n.input[0]].data_type in (TensorProto.INT32, TensorProto.UINT8)]
+    for node in constant_nodes:
         zero = value(node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
-        bias = ((value(node.input[0]) - zero) * value(node.input[1])).astype(np.float32)
-        graph.initializer.append(numpy_helper.from_array(bias, node.output[0]))
+        scale = value(node.input[1])
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        data = value(node.input[0])
+        if scale.ndim == 1 and data.ndim > 1:  # per-axis parameters broadcast along `axis`
+            shape = [1] * data.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), np.reshape(zero, shape) if np.ndim(zero) else zero
+        graph.initializer.append(numpy_helper.from_array(((data - zero) * scale).astype(np.float32), node.output[0]))
         graph.node.remove(node)
     # ORT drops a ReLU (or Clip) before a uint8 QuantizeLinear whose range starts where the
     # activation clamps: the uint8 clamp does its work. Symmetric int8 keeps values below that
     # range, so the clamp comes back as an explicit Relu (zero point 0) or Clip before each Q.
+    # Ops that pass values through (MaxPool, Reshape...) from a DequantizeLinear with the same
+    # parameters are already inside the range and need no clamp.
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def in_range(node) -> bool:
+        source = producer.get(node.input[0])
+        upstream = producer.get(source.input[0]) if source is not None and source.input else None
+        return upstream is not None and upstream.op_type == "DequantizeLinear" and \
+            list(upstream.input[1:3]) == list(node.input[1:3])
+
     position = 0
     while position < len(graph.node):
         node = graph.node[position]
         position += 1
-        if node.op_type != "QuantizeLinear" or inits[node.input[2]].data_type != TensorProto.UINT8:
+        if node.op_type != "QuantizeLinear" or inits[node.input[2]].data_type != TensorProto.UINT8 or in_range(node):
             continue
         zero, scale = value(node.input[2]), value(node.input[1])
         clamped = f"{node.input[0]}_clamped_{node.name or position}"
