@@ -106,7 +106,7 @@ def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
     source = tmp_path / "tiny.int8.onnx"
     _tiny_qdq(source, activation_zero)
     target = tensorrt_qdq(source)
-    assert target.name == "tiny.int8.trt.onnx"
+    assert target.name == "tiny.int8.trt1.onnx"
     graph = onnx.load(str(target)).graph
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
     # The uint8 range [-z*s, (255-z)*s] becomes symmetric int8 covering its larger end.
