@@ -50,7 +50,7 @@ def test_missing_input_file_fails_with_its_name(tmp_path):
 
 
 def summary(result):
-    line = next(l for l in result.stderr.splitlines() if "frames processed" in l)
+    line = next(text for text in result.stderr.splitlines() if "frames processed" in text)
     words = line.split(": ", 2)[-1].split()
     return int(words[0]), int(words[3])
 

@@ -67,7 +67,7 @@ def test_dcgan_layers_match_the_seed():
     kinds = [type(m) for m in discriminator.features]
     assert kinds == [nn.Conv2d, nn.LeakyReLU, nn.AvgPool2d] * 3
     linears = [m for m in discriminator.classify if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(16 * 4 * 4, 1024), (1024, 1)]
+    assert [(fc.in_features, fc.out_features) for fc in linears] == [(16 * 4 * 4, 1024), (1024, 1)]
     assert isinstance(discriminator.classify[-1], nn.Sigmoid)
     probability = discriminator(samples)
     assert probability.shape == (2,) and ((probability > 0) & (probability < 1)).all()

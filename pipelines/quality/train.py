@@ -147,7 +147,9 @@ def grade_generated(cfg: TrainConfig, real: np.ndarray, generated: dict, out: Pa
     iterations = generated["iteration"]
     by_frechet, distances = grading.grade_by_frechet(real_features, fake_features, iterations)
     # MSE at the generator's own resolution, so upscaling adds no error of its own.
-    small = lambda faces: np.stack([cv2.resize(f, (cfg.gan_size,) * 2, interpolation=cv2.INTER_AREA) for f in faces])
+    def small(faces):
+        return np.stack([cv2.resize(f, (cfg.gan_size,) * 2, interpolation=cv2.INTER_AREA) for f in faces])
+
     by_mse, errors = grading.grade_by_mse(small(real).astype(np.float32) / 255, small(generated["faces"]).astype(np.float32) / 255)
     grades = {"iteration": grading.grade_by_iteration(iterations), "frechet": by_frechet, "mse": by_mse}
     checkpoints = np.unique(iterations)
