@@ -16,6 +16,7 @@ import numpy as np
 
 from trt_engines.backends import OnnxRuntimeBackend, int8_model_path
 from trt_engines.models import MODELS, input_spec
+from trt_engines.tensorrt_backend import tensorrt_qdq
 
 from . import agreement
 from .dataset import Split
@@ -106,7 +107,11 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     report_inputs = model_inputs(model, item, splits["report"])
     report = compare(model, reference, OnnxRuntimeBackend(target, threads=threads, precision="int8"),
                      splits["report"], report_inputs)
+    # TensorRT builds from a symmetric re-encoding of the same calibration: its grid, run here on CPU.
+    tensorrt_form = compare(model, reference, OnnxRuntimeBackend(tensorrt_qdq(target), threads=threads,
+                                                                 precision="int8"), splits["report"], report_inputs)
     result = {"model": model, "method": best, "qdq_onnx": str(target), "report_split": report,
+              "tensorrt_form_report_split": tensorrt_form,
               "choose_split": {m: rep for m, (_, rep) in candidates.items()},
               "fit_items": int(len(fit)), "leading_float_layers": leading_float}
     target.with_suffix(".json").write_text(json.dumps(result, indent=1))

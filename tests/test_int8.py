@@ -60,15 +60,7 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     assert report["best_face"] >= 0.97, report
     assert report["rank_correlation"] >= 0.95, report
     # TensorRT's re-encoding of the same scales runs too, and still ranks the faces like FP32.
-    from scipy.stats import spearmanr
-
-    from trt_engines.backends import OnnxRuntimeBackend
-    from trt_engines.tensorrt_backend import tensorrt_qdq
-
-    faces = SCORER_INPUTS["selection"](splits["report"].faces.crops)
-    fp32, trt_form = (OnnxRuntimeBackend(p, threads=1).run({"input": faces})[0].ravel()
-                      for p in (float_path, tensorrt_qdq(qdq)))
-    assert spearmanr(fp32, trt_form).statistic >= 0.95
+    assert result["tensorrt_form_report_split"]["rank_correlation"] >= 0.95, result["tensorrt_form_report_split"]
 
 
 def _tiny_qdq(path: Path, activation_zero: int) -> None:

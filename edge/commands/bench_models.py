@@ -117,6 +117,7 @@ def run(args) -> int:
                 entry["int8_agreement"] = {"method": cal["method"], "leading_float_layers": cal["leading_float_layers"],
                                            "fit_items": cal["fit_items"], **cal["report_split"]}
                 entry["int8_agreement"].setdefault("best_face", None)
+                entry["int8_agreement"]["tensorrt_form"] = cal["tensorrt_form_report_split"]
             input_name, item = input_spec(path, MODELS.get(name))
             profile = trt_profile(name, path, inference.batch_size)
             for precision in ("fp32", "fp16", "int8"):
