@@ -93,11 +93,13 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
         [fit[i:i + 16] for i in range(0, len(fit), 16)]
     choose_inputs = model_inputs(model, item, splits["choose"])
     reference = OnnxRuntimeBackend(float_path, threads=threads)
-    labelled = [(label, float_path.with_name(f"{float_path.stem}.{label.replace(' ', '-')}.int8.onnx"),
-                 method, percentile) for label, method, percentile in candidates_of(methods, tuple(percentiles))]
-    quantize_candidates(float_path, input_name, fit_batches, [entry[1:] for entry in labelled], leading_float)
+    settings = candidates_of(methods, tuple(percentiles))
+    paths = {label: float_path.with_name(f"{float_path.stem}.{label.replace(' ', '-')}.int8.onnx")
+             for label, _, _ in settings}
+    quantize_candidates(float_path, input_name, fit_batches,
+                        [(paths[label], method, percentile) for label, method, percentile in settings], leading_float)
     candidates = {}
-    for label, out, _, _ in labelled:
+    for label, out in paths.items():
         quantized = OnnxRuntimeBackend(out, threads=threads, precision="int8")
         candidates[label] = (out, compare(model, reference, quantized, splits["choose"], choose_inputs))
         log.info("%s %s on the choose split: %s", model, label, candidates[label][1])

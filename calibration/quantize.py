@@ -77,6 +77,8 @@ def quantize_candidates(float_path: Path, input_name: str, batches: list[np.ndar
     unknown = sorted({method for _, method, _ in candidates} - set(METHODS))
     if unknown:
         raise ValueError(f"calibration method must be one of {METHODS}, got {unknown}")
+    calibrators = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
+                   "minmax": CalibrationMethod.MinMax}
     float_path = Path(float_path).resolve()  # we chdir below
     written = []
     with tempfile.TemporaryDirectory() as tmp, _working_directory(tmp):
@@ -97,8 +99,7 @@ def quantize_candidates(float_path: Path, input_name: str, batches: list[np.ndar
                 nodes_to_exclude=excluded,
                 quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method={"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
-                                  "minmax": CalibrationMethod.MinMax}[method],
+                calibrate_method=calibrators[method],
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
                                "CalibPercentile": percentile},
             )

@@ -79,7 +79,7 @@ def _toy_faces(n: int, seed: int = 0):
 def _toy_samples(n: int) -> Samples:
     faces, labels = _toy_faces(n)
     genuine = np.where(labels == 1, 0.6, 0.2)  # the sharp faces match their identity better
-    return Samples(faces, labels, labels, genuine, {"threshold": 0.363})
+    return Samples(faces, labels, genuine, {"threshold": 0.363})
 
 
 def test_few_step_training_reduces_loss_and_resumes(tmp_path):
@@ -126,7 +126,6 @@ def test_face_input_is_shared_and_shaped():
     assert blob.min() == pytest.approx(-127.5 / 128)
 
 
-
 def test_learned_scorer_refuses_a_model_of_another_input_size(tmp_path):
     from edge.errors import ModelFileError
     from edge.face_input import FaceInput
@@ -135,6 +134,7 @@ def test_learned_scorer_refuses_a_model_of_another_input_size(tmp_path):
     export_onnx(net, tmp_path / "m.onnx", FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)))
     with pytest.raises(ModelFileError, match=rf"takes {FACE_INPUT.size}x{FACE_INPUT.size} faces but .* feeds 48x48"):
         LearnedScorer("selection", str(tmp_path / "m.onnx"), FaceInput(size=48), InferenceConfig(threads=1))
+
 
 def _real_face():
     from edge.align import align_face

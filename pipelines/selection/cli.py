@@ -36,11 +36,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumes if it holds a checkpoint)")
     add_split_arguments(parser)
     parser.add_argument("--per-photo", type=int, default=150, help="degraded probes attempted per photo")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--alpha", type=float, default=1.0, help="weight of cross-entropy in the SCE loss")
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of reverse cross-entropy in the SCE loss")
+    parser.add_argument("--epochs", type=int, default=TrainSettings.epochs)
+    parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
+    parser.add_argument("--lr", type=float, default=TrainSettings.lr)
+    parser.add_argument("--alpha", type=float, default=TrainSettings.alpha,
+                        help="weight of cross-entropy in the SCE loss")
+    parser.add_argument("--beta", type=float, default=TrainSettings.beta,
+                        help="weight of reverse cross-entropy in the SCE loss")
     parser.add_argument("--similarity-weight", type=float, default=TrainSettings.similarity_weight,
                         help="weight of the pull of the logit towards SFace's genuine similarity (0: SCE alone)")
     parser.add_argument("--similarity-scale", type=float, default=TrainSettings.similarity_scale,

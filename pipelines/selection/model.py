@@ -70,4 +70,3 @@ def similarity_regression(logits: torch.Tensor, genuine_similarity: torch.Tensor
     """
     target = scale * (genuine_similarity - threshold)
     return ((logits - target) ** 2).mean()
-

@@ -99,7 +99,6 @@ def save_samples(path: Path, labelled: LabelledProbes) -> None:
 class Samples:
     aligned: np.ndarray  # (N, 112, 112, 3) BGR
     labels: np.ndarray  # (N,) 0/1, seed 002's rule
-    cases: np.ndarray  # (N,) index into labels.CASES
     genuine_similarity: np.ndarray  # (N,) SFace similarity to the probe's own identity
     stats: dict
 
@@ -109,7 +108,7 @@ def load_samples(path: Path) -> Samples:
         if "genuine_similarity" not in data.files:
             raise ConfigError(f"{path} was made by an older version (no genuine similarities); "
                               "use a new --out or delete it")
-        return Samples(data["aligned"], data["labels"], data["cases"], data["genuine_similarity"],
+        return Samples(data["aligned"], data["labels"], data["genuine_similarity"],
                        json.loads(str(data["stats"])))
 
 
