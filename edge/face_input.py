@@ -32,6 +32,10 @@ class FaceInput:
         return batch
 
 
+# A scorer model whose output has this name gives logits; `LearnedScorer` turns them into
+# probabilities in float64, where a float32 or float16 sigmoid inside the graph would saturate.
+LOGIT_OUTPUT = "logit"
+
 # scorer name -> the input its model was trained on. The quality model (seed 000) sees the face
 # next to its row- and column-filtered copies; that layout lives with its trainer (numpy/cv2 only).
 SCORER_INPUTS = {

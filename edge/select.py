@@ -11,9 +11,10 @@ from typing import Protocol, Sequence
 
 import cv2
 import numpy as np
+from scipy.special import expit
 
 from .detect import Detection
-from .face_input import SCORER_INPUTS, FaceInput
+from .face_input import LOGIT_OUTPUT, SCORER_INPUTS, FaceInput
 
 
 @dataclass
@@ -77,12 +78,14 @@ class LearnedScorer:
     """An ONNX face scorer (selection or quality model) run through a trt_engines backend.
 
     The model takes `face_input(aligned faces)` (N, 3, S, S) and returns one score per face
-    (for the selection model, the probability that SFace identifies the face correctly).
+    (for the selection model, the probability that SFace identifies the face correctly). A model
+    whose output is named `logit` gives logits, and the sigmoid is taken here in float64: good faces
+    then keep distinct scores (a float32 sigmoid is 1.0 from logit ~17, a float16 one from ~8.3).
     `version` is the short sha256 of the model file, so published faces name the exact model.
     """
 
     def __init__(self, name: str, model: str, face_input: FaceInput, inference=None, backend=None):
-        from trt_engines.models import input_spec, open_model
+        from trt_engines.models import input_spec, open_model, output_names
 
         from .config import InferenceConfig
         from .errors import ModelFileError
@@ -103,12 +106,14 @@ class LearnedScorer:
         self.face_input = face_input
         self.backend = backend or open_model(name, inference or InferenceConfig(), ref=model)
         self.input_name = self.backend.input_names[0]
+        self.gives_logits = output_names(path)[0] == LOGIT_OUTPUT
 
     def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
         if not candidates:
-            return np.empty(0, dtype=np.float32)
+            return np.empty(0, dtype=np.float64)
         blob = self.face_input([cand.aligned for cand in candidates])
-        return self.backend.run({self.input_name: blob})[0].reshape(len(candidates)).astype(np.float32)
+        scores = self.backend.run({self.input_name: blob})[0].reshape(len(candidates)).astype(np.float64)
+        return expit(scores) if self.gives_logits else scores
 
 
 def make_scorer(config, inference=None) -> Scorer:

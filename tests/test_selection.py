@@ -114,9 +114,36 @@ def test_onnx_export_matches_torch_with_dynamic_batch(tmp_path):
     diff = export_onnx(net, tmp_path / "m.onnx", batch)
     assert diff < 1e-4
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["logit"]
+    with torch.no_grad():
+        expected = net(torch.from_numpy(batch)).numpy()
     for size in (1, 3):
         out = session.run(None, {"face": batch[:size]})[0]
-        assert out.shape == (size,) and ((out >= 0) & (out <= 1)).all()
+        assert out.shape == (size,) and np.abs(out - expected[:size]).max() < 1e-4
+
+
+def test_scorer_ranks_faces_a_float32_sigmoid_would_tie(tmp_path):
+    """Logits 18 and 24 are both exactly 1.0 through a float32 sigmoid; the scorer keeps them apart."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge.detect import Detection
+
+    # logit = 48 * mean(face input), so the face's brightness sets its logit.
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["face"], ["mean"], axes=[1, 2, 3], keepdims=0),
+         helper.make_node("Mul", ["mean", "gain"], ["logit"])],
+        "brightness", [helper.make_tensor_value_info("face", TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"])],
+        [helper.make_tensor("gain", TensorProto.FLOAT, [], [48.0])])
+    path = tmp_path / "logit.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    # FACE_INPUT maps pixel v to (v - 127.5) / 128: mean 0.375 -> logit 18, mean 0.5 -> logit 24.
+    faces = [np.full((112, 112, 3), 127.5 + 128 * m, np.float32).round().astype(np.uint8) for m in (0.375, 0.5)]
+    detection = Detection(np.array([0, 0, 112, 112], np.float32), np.zeros((5, 2), np.float32), 0.9)
+    scores = LearnedScorer("selection", str(path), FACE_INPUT).score([Candidate(f, detection, (200, 200)) for f in faces])
+    assert np.float32(1) / (1 + np.exp(-np.float32(18))) == np.float32(1)  # what the graph's sigmoid gave
+    assert 0.999999 < scores[0] < scores[1] < 1.0
 
 
 def test_face_input_is_shared_and_shaped():

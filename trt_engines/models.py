@@ -94,6 +94,10 @@ def input_spec(path: Path, spec: ModelSpec | None = None) -> tuple[str, tuple[in
     return graph_input.name, tuple(dims)
 
 
+def output_names(path: Path) -> list[str]:
+    return [output.name for output in load_onnx(path).graph.output]
+
+
 def trt_profile(name: str, path: Path, max_batch: int) -> ShapeProfile:
     spec = MODELS.get(name)
     input_name, item = input_spec(path, spec)

@@ -33,17 +33,6 @@ class SelectionNet(nn.Module):
         return self.head(self.features(x)).squeeze(1)
 
 
-class ProbabilityHead(nn.Module):
-    """What ships: the network with a sigmoid, so the ONNX output is P(recognised correctly)."""
-
-    def __init__(self, net: SelectionNet):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(x))
-
-
 def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0,
                             beta: float = 1.0) -> torch.Tensor:
     """alpha * CE(q, p) + beta * RCE(p, q), averaged over the batch, two classes.

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.errors import ConfigError
-from edge.face_input import SCORER_INPUTS
+from edge.face_input import LOGIT_OUTPUT, SCORER_INPUTS
 from pipelines.dataset import FrontalFilter, build_dataset
 from pipelines.selection.labels import case_counts, four_case_labels, has_genuine_mate, match_gallery
 from pipelines.selection.probes import Probe, ProbeMaker
@@ -185,20 +185,23 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
 
 
 def export_onnx(net, path: Path, parity_batch: np.ndarray) -> float:
-    """Write the probability model with a dynamic batch axis; return max |onnx - torch| on `parity_batch`."""
+    """Write the logit model with a dynamic batch axis; return max |onnx - torch| on `parity_batch`.
+
+    The graph ends at the logit, not at a sigmoid: a float32 sigmoid is exactly 1.0 from logit ~17 and
+    a float16 one (TensorRT, torch FP16) from ~8.3, so a track's best faces would tie there and the
+    first seen would win. The scorer takes the sigmoid in float64 (`edge.select.LearnedScorer`).
+    """
     import onnxruntime as ort
     import torch
 
-    from pipelines.selection.model import ProbabilityHead
-
-    model = ProbabilityHead(net).eval()
+    net = net.eval()
     example = torch.zeros(1, 3, FACE_INPUT.size, FACE_INPUT.size)
-    torch.onnx.export(model, (example,), str(path), input_names=["face"], output_names=["probability"],
-                      dynamic_axes={"face": {0: "batch"}, "probability": {0: "batch"}}, opset_version=17,
+    torch.onnx.export(net, (example,), str(path), input_names=["face"], output_names=[LOGIT_OUTPUT],
+                      dynamic_axes={"face": {0: "batch"}, LOGIT_OUTPUT: {0: "batch"}}, opset_version=17,
                       dynamo=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
-        expected = model(torch.from_numpy(parity_batch)).numpy()
+        expected = net(torch.from_numpy(parity_batch)).numpy()
     got = session.run(None, {"face": parity_batch})[0]
     diff = float(np.abs(got - expected).max())
     if got.shape != expected.shape or diff > PARITY_TOLERANCE:
