@@ -16,6 +16,7 @@ import numpy as np
 from .config import load_config
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .source import decoder_thread_count
 
 
 def decode_only(url: str, frames: int, decoder_threads: int = 0) -> float:
@@ -60,9 +61,10 @@ def full_pipeline(url: str, frames: int, overrides: list[str]) -> tuple[float, M
 
 def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: int = 3) -> dict:
     config = load_config(None, list(overrides))
+    decoder_threads = decoder_thread_count(config.source.decoder_threads, 1)  # what the pipeline gives one stream
     rounds, samples, counted = [], {}, 0
     for _ in range(repeats):
-        decode_fps = decode_only(url, frames, config.source.decoder_threads)
+        decode_fps = decode_only(url, frames, decoder_threads)
         pipeline_fps, metrics, frames_timed = full_pipeline(url, frames, list(overrides))
         rounds.append({"decode_only_fps": round(decode_fps, 1), "pipeline_fps": round(pipeline_fps, 1),
                        "ratio": round(pipeline_fps / decode_fps, 3)})
@@ -84,5 +86,6 @@ def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: i
         "ratio": round(median("ratio"), 3),
         "rounds": rounds,
         "detector_input_size": config.detect.input_size,
+        "decoder_threads": decoder_threads,
         "stages": stages,
     }

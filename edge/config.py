@@ -54,7 +54,9 @@ class SourceConfig(Section):
     # Full queue: drop_oldest (newest frame wins), block (decoder waits), auto: drop_oldest
     # for live URLs, block for files.
     drop_policy: Literal["auto", "drop_oldest", "block"] = "auto"
-    decoder_threads: int = Field(0, ge=0)
+    # FFmpeg decoder threads per stream: auto (half the cores, shared among the streams, at least 1),
+    # 0 (FFmpeg picks: a frame thread per core, plus one), or a number.
+    decoder_threads: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
 
 
 class DetectConfig(Section):

@@ -33,6 +33,9 @@ class Metrics:
         self.frames_dropped = Counter("faceedge_frames_dropped_total",
                                       "Decoded frames discarded because the stream's queue was full", ["stream"],
                                       registry=r)
+        self.packets_skipped = Counter("faceedge_packets_skipped_total",
+                                       "Packets the decoder rejected (damaged or cut off), skipped", ["stream"],
+                                       registry=r)
         self.faces_detected = Counter("faceedge_faces_detected_total", "Faces found by the detector", ["stream"],
                                       registry=r)
         self.tracks_active = Gauge("faceedge_tracks_active", "Confirmed tracks currently followed", ["stream"],

@@ -36,7 +36,8 @@ from .notify import SystemdNotifier
 from .publish import Publisher, encode_message
 from .select import BestFace, Candidate, make_scorer
 from .spool import Spool
-from .source import FrameBuffer, FramePacket, StreamEvent, VideoSource, is_live_url, mask_url
+from .source import (FrameBuffer, FramePacket, StreamEvent, VideoSource, decoder_thread_count, is_live_url,
+                     mask_url)
 from .track import FaceTracker
 
 log = logging.getLogger("faceedge.pipeline")
@@ -122,6 +123,7 @@ class Pipeline:
         self.publisher: Publisher | None = None
         self.metrics_server: MetricsServer | None = None
         self.streams: dict[str, StreamState] = {}
+        decoder_threads = decoder_thread_count(config.source.decoder_threads, len(config.streams))
         for stream in config.streams:
             if stream.id in self.streams:
                 raise ConfigError(f"streams: duplicate stream id {stream.id!r}")
@@ -129,8 +131,8 @@ class Pipeline:
             block = policy == "block" or (policy == "auto" and not is_live_url(stream.url))
             buffer = FrameBuffer(config.source.queue_size, block, self.wake,
                                  on_drop=self.metrics.frames_dropped.labels(stream.id).inc)
-            source = VideoSource(stream, config.source, stream.input_size or config.detect.input_size, buffer,
-                                 self.metrics, self.stop_event)
+            source = VideoSource(stream, config.source, stream.input_size or config.detect.input_size,
+                                 decoder_threads, buffer, self.metrics, self.stop_event)
             min_face = config.detect.min_face if stream.min_face is None else stream.min_face
             self.streams[stream.id] = StreamState(source, buffer, min_face, self._new_tracker())
             self.metrics.stream_state(stream.id, "connecting")

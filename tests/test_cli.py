@@ -61,9 +61,11 @@ def test_truncated_file_publishes_the_faces_it_had(tmp_path, data_dir):
                     "-movflags", "+faststart", str(whole)], check=True)
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    # One decoder thread: FFmpeg's frame threads swallow the cut-off packet's error instead of reporting it.
     result = run_cli("run", "--input", str(cut), "--set", "metrics.enabled=false",
-                     "--set", "publish.bind=tcp://127.0.0.1:0")
+                     "--set", "publish.bind=tcp://127.0.0.1:0", "--set", "source.decoder_threads=1")
     assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "skipping packets the decoder rejects" in result.stderr  # the cut-off last packet
     processed, published = summary(result)
     assert 0 < processed < 105 and published > 0
 

@@ -19,11 +19,24 @@ def test_set_overrides_any_key_with_yaml_typing():
     assert config.metrics.enabled is False
 
 
+def test_decoder_threads_auto_shares_half_the_cores_among_streams():
+    from edge.source import decoder_thread_count
+
+    assert load_config(None, []).source.decoder_threads == "auto"
+    assert load_config(None, ["source.decoder_threads=3"]).source.decoder_threads == 3
+    assert [decoder_thread_count("auto", streams, cores=2) for streams in (1, 4)] == [1, 1]
+    assert [decoder_thread_count("auto", streams, cores=16) for streams in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    assert decoder_thread_count(0, 4, cores=16) == 0  # FFmpeg picks
+    assert decoder_thread_count(2, 4, cores=16) == 2
+
+
 @pytest.mark.parametrize("override, named", [
     ("detect.min_fcae=24", "detect.min_fcae"),
     ("detect.min_face=big", "detect.min_face"),
     ("publish.jpeg_quality=500", "publish.jpeg_quality"),
     ("nonsense.key=1", "nonsense"),
+    ("source.decoder_threads=-1", "source.decoder_threads"),
+    ("source.decoder_threads=fast", "source.decoder_threads"),
 ])
 def test_bad_keys_and_values_are_refused_naming_the_key(override, named):
     with pytest.raises(ConfigError) as error:

@@ -60,3 +60,37 @@ def test_crop_bgr_matches_full_frame_conversion(data_dir):
     reference = full_bgr[oy:oy + crop.shape[0], ox:ox + crop.shape[1]]
     # Both are BT.601 YUV->BGR conversions; they may round differently by a few levels.
     assert np.abs(crop.astype(int) - reference.astype(int)).mean() < 3
+
+
+class _Packet:
+    def __init__(self, frames):
+        self.frames = frames
+
+    def decode(self):
+        if self.frames is None:
+            raise av.error.InvalidDataError(-1094995529, "Invalid data found when processing input")
+        return self.frames
+
+
+class _Container:
+    def __init__(self, packets):
+        self.packets = packets
+
+    def demux(self, stream):
+        return iter(self.packets)
+
+
+def test_rejected_packets_are_skipped_and_counted_until_a_long_run():
+    from edge.config import SourceConfig, StreamConfig
+    from edge.metrics import Metrics
+    from edge.source import MAX_BAD_PACKETS, VideoSource
+
+    metrics = Metrics()
+    source = VideoSource(StreamConfig(id="cam", url="rtsp://127.0.0.1/x"), SourceConfig(), 640, 1,
+                         FrameBuffer(4, False, threading.Event()), metrics, threading.Event())
+    damaged = [_Packet(["f1"]), _Packet(None), _Packet(None), _Packet(["f2", "f3"]), _Packet(None)]
+    assert list(source._frames(_Container(damaged), None)) == ["f1", "f2", "f3"]
+    assert metrics.value("faceedge_packets_skipped_total", stream="cam") == 3
+    dead = [_Packet(["f1"])] + [_Packet(None)] * MAX_BAD_PACKETS + [_Packet(["never"])]
+    with pytest.raises(av.error.InvalidDataError):
+        list(source._frames(_Container(dead), None))

@@ -32,7 +32,7 @@ def run(args) -> int:
 
     result = run_bench(args.input, args.frames, args.overrides, args.repeats)
     print(f"input: {result['input']} ({result['frames']} pipeline frames timed in {result['repeats']} rounds, "
-          f"detector input {result['detector_input_size']})")
+          f"detector input {result['detector_input_size']}, {result['decoder_threads']} decoder thread(s) in both modes)")
     for index, row in enumerate(result["rounds"], 1):
         print(f"round {index}: decode-only {row['decode_only_fps']:7.1f}  pipeline {row['pipeline_fps']:7.1f}  "
               f"ratio {row['ratio']:.3f}")
