@@ -65,15 +65,9 @@ def compare(model: str, ref_backend, test_backend, split: Split, inputs: np.ndar
 
 
 def _rank(report: dict) -> tuple:
-    """Higher is better: the figure the pipeline depends on, or the output fidelity that drives it.
-
-    Scorers go by output error, not by their choose-split best-face count: with a few dozen tracks,
-    candidates differ there by a track or two, below that figure's standard error, and the
-    selection model's largest choose split (270 tracks) ranked its candidates as their output
-    error does (percentile 99.999 > 99.99 > entropy) where 60 tracks had ranked entropy first.
-    """
+    """Higher is better: the figure the pipeline depends on first, then output fidelity."""
     if "best_face" in report:
-        return (-report["output_error"]["rel_l2"], report["best_face"])
+        return (report["best_face"], report["rank_correlation"])
     if "recall_of_fp32" in report:
         return (report["recall_of_fp32"] + report["precision_vs_fp32"], -report["output_error"]["rel_l2"])
     return (-report["output_error"]["rel_l2"],)

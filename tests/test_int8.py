@@ -141,14 +141,6 @@ def test_first_layer_and_head_stay_float():
     assert set(float_nodes(helper.make_model(graph), leading=0)) == {"fc", "sigmoid"}
 
 
-def test_scorer_calibration_is_chosen_by_output_error_not_by_a_track_or_two():
-    from calibration.calibrate import _rank
-
-    noisier = {"best_face": 0.983, "rank_correlation": 0.9998, "output_error": {"rel_l2": 0.0062}}
-    closer = {"best_face": 0.967, "rank_correlation": 0.9999, "output_error": {"rel_l2": 0.0052}}
-    assert max([noisier, closer], key=_rank) is closer
-
-
 def test_calibration_candidates_and_per_model_settings():
     from calibration.calibrate import candidates_of
     from edge.config import load_config
