@@ -212,3 +212,22 @@ def test_calibration_feeds_every_face_model_what_the_runtime_feeds_it(splits):
     recognizer.input_name = "input"
     recognizer.embed(np.stack(crops))
     np.testing.assert_array_equal(face_inputs("recognizer", crops, (3, 112, 112)), backend.fed)
+
+
+def test_paired_speedup_alternates_calls_and_compares_total_time(monkeypatch):
+    from edge.commands import bench_models
+
+    clock = [0.0]
+    monkeypatch.setattr(bench_models.time, "perf_counter", lambda: clock[0])
+
+    class Fake:
+        def __init__(self, seconds_per_call):
+            self.seconds_per_call, self.calls = seconds_per_call, 0
+
+        def run(self, feed):
+            clock[0] += self.seconds_per_call
+            self.calls += 1
+
+    fp32, int8 = Fake(0.004), Fake(0.002)
+    ratio = bench_models.paired_speedup(fp32, int8, "x", (3, 8, 8), 4, 0.1, np.random.default_rng(0))
+    assert ratio == pytest.approx(2.0) and fp32.calls == int8.calls > 3
