@@ -39,10 +39,13 @@ def add_arguments(parser) -> None:
                         help="measure a stand-in CNN for trained models that are not installed")
 
 
+def random_feed(input_name: str, item_shape: tuple[int, ...], batch: int, rng: np.random.Generator) -> dict:
+    return {input_name: (rng.random((batch, *item_shape), dtype=np.float32) * 255).astype(np.float32)}
+
+
 def measure(backend, input_name: str, item_shape: tuple[int, ...], batch: int, seconds: float,
             rng: np.random.Generator) -> dict:
-    x = (rng.random((batch, *item_shape), dtype=np.float32) * 255).astype(np.float32)
-    feed = {input_name: x}
+    feed = random_feed(input_name, item_shape, batch, rng)
     backend.run(feed)  # warm-up: allocations, lazy kernels
     latencies = []
     start = time.perf_counter()
@@ -60,8 +63,9 @@ def paired_speedup(reference, test, input_name: str, item_shape: tuple[int, ...]
                    rng: np.random.Generator) -> float:
     """reference time / test time over calls that alternate between the two on the same batch, so a
     host that speeds up or slows down during the run moves both sides alike."""
-    feed = {input_name: (rng.random((batch, *item_shape), dtype=np.float32) * 255).astype(np.float32)}
-    reference.run(feed), test.run(feed)  # warm-up
+    feed = random_feed(input_name, item_shape, batch, rng)
+    for backend in (reference, test):  # warm-up
+        backend.run(feed)
     spent = {"reference": 0.0, "test": 0.0}
     start, calls = time.perf_counter(), 0
     while calls < 3 or time.perf_counter() - start < seconds:
