@@ -39,22 +39,27 @@ def run_batched(backend, inputs: np.ndarray, batch: int = 32) -> list[np.ndarray
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
-def compare(model: str, ref_backend, test_backend, split: Split, inputs: np.ndarray) -> dict:
-    """Agreement of `test_backend` with `ref_backend` on one split's data."""
+def model_outputs(model: str, backend, inputs: np.ndarray) -> list:
+    """Raw outputs on one split's inputs: per frame for the detector (one shape per call), batched for faces."""
     if model == "detector":
-        from edge.detect import YuNetDetector
+        return [backend.run({backend.input_names[0]: frame[None]}) for frame in inputs]
+    return run_batched(backend, inputs)
 
-        ref_det, test_det = YuNetDetector(backend=ref_backend), YuNetDetector(backend=test_backend)
-        ref_out, test_out, ref_dets, test_dets = [], [], [], []
-        for frame in inputs:
-            blob = frame[None]
-            r, t = ref_backend.run({ref_det.input_name: blob}), test_backend.run({test_det.input_name: blob})
-            ref_out.append(np.concatenate([o.ravel() for o in r[:6]]))  # cls and obj maps
-            test_out.append(np.concatenate([o.ravel() for o in t[:6]]))
-            ref_dets.append(ref_det.decode(r, *blob.shape[2:]))
-            test_dets.append(test_det.decode(t, *blob.shape[2:]))
-        return agreement.detection_agreement(ref_dets, test_dets, ref_out, test_out)
-    ref, test = run_batched(ref_backend, inputs), run_batched(test_backend, inputs)
+
+def compare(model: str, ref: list, test: list, split: Split, inputs: np.ndarray, decoder=None) -> dict:
+    """Agreement of `test` with the FP32 reference `ref` (both from `model_outputs` on `inputs`).
+
+    The reference is computed once per split and compared with every candidate. `decoder` turns the
+    detector's raw heads into detections (a `YuNetDetector`); other models do not need one.
+    """
+    if model == "detector":
+        def cls_and_obj(outputs):
+            return np.concatenate([o.ravel() for o in outputs[:6]])
+
+        ref_dets = [decoder.decode(r, *frame.shape[1:]) for r, frame in zip(ref, inputs)]
+        test_dets = [decoder.decode(t, *frame.shape[1:]) for t, frame in zip(test, inputs)]
+        return agreement.detection_agreement(ref_dets, test_dets, [cls_and_obj(r) for r in ref],
+                                             [cls_and_obj(t) for t in test])
     if model in agreement.SCORING:
         return agreement.score_agreement(ref, test, split.faces.tracks)
     if model == "recognizer":
@@ -93,6 +98,12 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
         [fit[i:i + 16] for i in range(0, len(fit), 16)]
     choose_inputs = model_inputs(model, item, splits["choose"])
     reference = OnnxRuntimeBackend(float_path, threads=threads)
+    decoder = None
+    if model == "detector":
+        from edge.detect import YuNetDetector
+
+        decoder = YuNetDetector(backend=reference)
+    choose_reference = model_outputs(model, reference, choose_inputs)
     settings = candidates_of(methods, tuple(percentiles))
     paths = {label: float_path.with_name(f"{float_path.stem}.{label.replace(' ', '-')}.int8.onnx")
              for label, _, _ in settings}
@@ -101,17 +112,22 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     candidates = {}
     for label, out in paths.items():
         quantized = OnnxRuntimeBackend(out, threads=threads, precision="int8")
-        candidates[label] = (out, compare(model, reference, quantized, splits["choose"], choose_inputs))
+        candidates[label] = (out, compare(model, choose_reference, model_outputs(model, quantized, choose_inputs),
+                                          splits["choose"], choose_inputs, decoder))
         log.info("%s %s on the choose split: %s", model, label, candidates[label][1])
     best = max(candidates, key=lambda m: _rank(candidates[m][1]))
     target = int8_model_path(float_path)
     candidates[best][0].replace(target)
     report_inputs = model_inputs(model, item, splits["report"])
-    report = compare(model, reference, OnnxRuntimeBackend(target, threads=threads, precision="int8"),
-                     splits["report"], report_inputs)
+    report_reference = model_outputs(model, reference, report_inputs)
+
+    def report_of(path: Path) -> dict:
+        test = model_outputs(model, OnnxRuntimeBackend(path, threads=threads, precision="int8"), report_inputs)
+        return compare(model, report_reference, test, splits["report"], report_inputs, decoder)
+
+    report = report_of(target)
     # TensorRT builds from a symmetric re-encoding of the same calibration: its grid, run here on CPU.
-    tensorrt_form = compare(model, reference, OnnxRuntimeBackend(tensorrt_qdq(target), threads=threads,
-                                                                 precision="int8"), splits["report"], report_inputs)
+    tensorrt_form = report_of(tensorrt_qdq(target))
     result = {"model": model, "method": best, "qdq_onnx": str(target), "report_split": report,
               "tensorrt_form_report_split": tensorrt_form,
               "choose_split": {m: rep for m, (_, rep) in candidates.items()},

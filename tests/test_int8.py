@@ -231,3 +231,18 @@ def test_paired_speedup_alternates_calls_and_compares_total_time(monkeypatch):
     fp32, int8 = Fake(0.004), Fake(0.002)
     ratio = bench_models.paired_speedup(fp32, int8, "x", (3, 8, 8), 4, 0.1, np.random.default_rng(0))
     assert ratio == pytest.approx(2.0) and fp32.calls == int8.calls > 3
+
+
+def test_best_face_agreement_counts_tracks_and_gives_a_wilson_interval():
+    from calibration.agreement import score_agreement
+
+    fp32 = np.array([0.1, 0.9, 0.5, 0.7, 0.2, 0.3, 0.4])
+    # Track 1 keeps its best crop (index 1), track 2 flips (3 -> 2), the one-crop track is not a choice.
+    int8 = np.array([0.1, 0.8, 0.75, 0.7, 0.2, 0.3, 0.4])
+    report = score_agreement([fp32], [int8], [[0, 1], [2, 3, 4], [5]])
+    assert report["tracks"] == 2 and report["best_face_kept"] == 1 and report["best_face"] == 0.5
+    # Wilson 95 %: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), p = 0.5, n = 2, z = 1.96
+    z, n, p = 1.959964, 2, 0.5
+    half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2))
+    expected = [(p + z ** 2 / (2 * n) - half) / (1 + z ** 2 / n), (p + z ** 2 / (2 * n) + half) / (1 + z ** 2 / n)]
+    assert np.allclose(report["best_face_interval95"], expected, atol=1e-5)
