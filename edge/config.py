@@ -83,6 +83,10 @@ class SelectConfig(Section):
     scorer: Literal["selection", "quality", "heuristic"] = "selection"
     selection_model: str = "weights:selection.onnx"
     quality_model: str = "weights:quality.onnx"
+    # A track whose best score is below this ends without being published (counted in
+    # faceedge_tracks_below_min_score_total). Scores are in [0, 1]; the selection model's is the
+    # probability that SFace identifies the face. 0 publishes every confirmed track.
+    min_score: float = Field(0.0, ge=0, le=1)
     # Reject faces whose box comes this close (pixels) to the frame border.
     edge_margin: int = Field(2, ge=0)
     context_margin: float = Field(0.5, ge=0)

@@ -42,6 +42,10 @@ class Metrics:
                                    registry=r)
         self.tracks_ended = Counter("faceedge_tracks_ended_total", "Confirmed tracks that ended", ["stream"],
                                     registry=r)
+        self.tracks_below_min_score = Counter(
+            "faceedge_tracks_below_min_score_total",
+            "Confirmed tracks that ended unpublished: their best score stayed below select.min_score", ["stream"],
+            registry=r)
         self.faces_published = Counter("faceedge_faces_published_total", "Face messages sent", ["stream", "event"],
                                        registry=r)
         self.publish_dropped = Counter("faceedge_publish_dropped_total",

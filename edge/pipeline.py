@@ -317,6 +317,9 @@ class Pipeline:
             if best is None or best.candidate is None or track_id is None:
                 continue  # never confirmed: a spurious detection, not a face to publish
             self.metrics.tracks_ended.labels(stream).inc()
+            if best.score < self.config.select.min_score:
+                self.metrics.tracks_below_min_score.labels(stream).inc()
+                continue
             self._queue_publish(stream, track_id, best, "best")
 
     def _maybe_update(self, stream: str, state: StreamState, packet: FramePacket) -> None:
@@ -325,7 +328,7 @@ class Pipeline:
             return
         for key, track_id in state.public_ids.items():
             best = state.best.get(key)
-            if best is None or best.candidate is None:
+            if best is None or best.candidate is None or best.score < self.config.select.min_score:
                 continue
             since = best.last_published_wall or best.first_wall
             if packet.wall - since >= interval:

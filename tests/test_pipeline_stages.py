@@ -66,3 +66,15 @@ def test_a_detector_failure_fails_the_run_with_its_error_and_keeps_the_faces_see
     assert isinstance(error, RuntimeError) and "detector engine lost" in str(error)
     assert metrics.value("faceedge_frames_processed_total", stream="clip") == 29
     assert metrics.published("clip") >= 1  # the live tracks' best faces still went out
+
+
+def test_tracks_below_min_score_are_counted_not_published():
+    # The street video has confirmed tracks of heads seen from behind (selection score near 0) and of clear faces.
+    metrics = Metrics()
+    outcome = run_with_timeout(Pipeline(file_config("detect.input_size=640", "select.min_score=0.5"), metrics=metrics))
+    assert outcome == {"status": 0}
+    ended = metrics.value("faceedge_tracks_ended_total", stream="clip")
+    held_back = metrics.value("faceedge_tracks_below_min_score_total", stream="clip")
+    published = metrics.value("faceedge_faces_published_total", stream="clip", event="best")
+    assert held_back >= 1 and published >= 1
+    assert published + held_back == ended
