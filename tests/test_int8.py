@@ -122,6 +122,23 @@ def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
         assert np.abs(out - exact)[inside].max() <= 0.08 * bound / 127 + 1e-6
 
 
+def test_detector_calibration_reproduces_the_fp32_detections(tmp_path, splits):
+    """The detector path: raw heads of the FP32 reference and of each candidate, decoded to boxes."""
+    import shutil
+
+    from calibration.calibrate import calibrate_model
+    from trt_engines.models import model_path
+
+    float_path = tmp_path / "detector.onnx"
+    shutil.copy(model_path("detector"), float_path)
+    result = calibrate_model("detector", float_path, splits, methods=("percentile",), percentiles=(99.999,),
+                             max_fit=8, threads=1)
+    for report in (result["choose_split"]["percentile 99.999"], result["report_split"],
+                   result["tensorrt_form_report_split"]):
+        assert report["frames"] > 0 and report["fp32_detections"] > 0, report
+        assert report["recall_of_fp32"] >= 0.9 and report["precision_vs_fp32"] >= 0.9, report
+
+
 def test_first_layer_and_head_stay_float():
     import onnx
     from onnx import helper
