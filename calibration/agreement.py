@@ -46,11 +46,12 @@ def score_agreement(ref: list[np.ndarray], test: list[np.ndarray], tracks: list[
               "items": int(len(ref_scores))}
     if tracks is not None:
         kept = best_face_kept(ref_scores, test_scores, tracks)
-        report["best_face"] = float(np.mean(kept)) if kept else float("nan")
         report["tracks"] = len(kept)
+        report["best_face"] = float("nan")
         if kept:
-            report["best_face_kept"] = int(sum(kept))
-            report["best_face_interval95"] = wilson_interval(int(sum(kept)), len(kept))
+            report["best_face_kept"] = sum(kept)
+            report["best_face"] = report["best_face_kept"] / len(kept)
+            report["best_face_interval95"] = wilson_interval(report["best_face_kept"], len(kept))
     return report
 
 
