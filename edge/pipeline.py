@@ -12,6 +12,9 @@
   or SR never stalls detection.
 A stopped pipeline (signal, or every stream finished) processes the frames already
 decoded, then publishes the best face of every live track before it returns.
+
+An optional `observer` sees every candidate a track is offered (on the worker thread), so the
+demo and `faceedge eval stream` can show and judge what each track took in, not only its winner.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Protocol
 
 import numpy as np
 
@@ -57,6 +61,13 @@ def stream_id_for(url: str) -> str:
     """A stream id derived from a file name or URL path, e.g. people_1080p."""
     stem = re.sub(r"\.[A-Za-z0-9]+$", "", url.rstrip("/").rsplit("/", 1)[-1])
     return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:64] or "cam0"
+
+
+class CandidateObserver(Protocol):
+    def offered(self, stream: str, track_key: object, track_id: int | None, candidate: Candidate,
+                score: float) -> None:
+        """A candidate was offered to a track: `track_id` is the published id once confirmed, else None;
+        `track_key` is stable from the track's first sighting."""
 
 
 @dataclass
@@ -106,7 +117,8 @@ class StreamState:
 
 
 class Pipeline:
-    def __init__(self, config: Config, *, detector=None, scorer=None, enhancer=None, metrics: Metrics | None = None):
+    def __init__(self, config: Config, *, detector=None, scorer=None, enhancer=None, metrics: Metrics | None = None,
+                 observer: CandidateObserver | None = None):
         if not config.streams:
             raise ConfigError("no streams configured: give --rtsp URL, --input FILE or 'streams' in the config")
         self.config = config
@@ -114,6 +126,7 @@ class Pipeline:
         self.detector = detector or make_detector(config)
         self.scorer = scorer or make_scorer(config.select, config.inference)
         self.enhancer = enhancer or make_enhancer(config.enhance, config.inference)
+        self.observer = observer
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.jobs: queue.Queue = queue.Queue()
@@ -286,6 +299,8 @@ class Pipeline:
         for (state, packet, key), cand, score in zip(matches, candidates, scores):
             best = state.best.setdefault(key, BestFace())
             best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
+            if self.observer is not None:
+                self.observer.offered(packet.stream, key, state.public_ids.get(key), cand, float(score))
         for frame in detected.frames:
             self._maybe_update(frame.packet.stream, frame.state, frame.packet)
         selected = time.perf_counter()

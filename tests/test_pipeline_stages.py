@@ -78,3 +78,26 @@ def test_tracks_below_min_score_are_counted_not_published():
     published = metrics.value("faceedge_faces_published_total", stream="clip", event="best")
     assert held_back >= 1 and published >= 1
     assert published + held_back == ended
+
+
+class RecordingObserver:
+    def __init__(self):
+        self.offers = []
+
+    def offered(self, stream, track_key, track_id, candidate, score):
+        self.offers.append((stream, track_key, track_id, candidate.frame_index, score))
+
+
+def test_the_observer_sees_every_offer_and_each_confirmed_track_by_its_published_id():
+    metrics, observer = Metrics(), RecordingObserver()
+    outcome = run_with_timeout(Pipeline(file_config(), metrics=metrics, observer=observer))
+    assert outcome == {"status": 0}
+    # Every face the tracker matched was offered once: one offer per (track, frame).
+    assert len({(key, frame) for _, key, _, frame, _ in observer.offers}) == len(observer.offers)
+    confirmed_ids = {track_id for _, _, track_id, _, _ in observer.offers if track_id is not None}
+    assert len(confirmed_ids) == metrics.value("faceedge_tracks_ended_total", stream="clip") >= 3
+    keys_per_id = {}
+    for _, key, track_id, _, _ in observer.offers:
+        if track_id is not None:
+            keys_per_id.setdefault(track_id, set()).add(key)
+    assert all(len(keys) == 1 for keys in keys_per_id.values())  # a published id is one tracker key
