@@ -22,6 +22,12 @@ class SFaceRecognizer:
     name = "sface"
     # OpenCV's published cosine threshold for SFace (same identity at or above it).
     cosine_threshold = 0.363
+    threshold = cosine_threshold
+    version = "bundled"  # edge.recognizers.open_recognizer sets the file's short sha256
+
+    @staticmethod
+    def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a @ b.T
 
     def __init__(self, model: str = "bundled:sface", threads: int = 0):
         from trt_engines.backends import open_backend

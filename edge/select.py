@@ -16,6 +16,9 @@ from scipy.special import expit
 from .detect import Detection
 from .face_input import LOGIT_OUTPUT, SCORER_INPUTS, FaceInput
 
+# metadata_props key of a learned model: the recogniser (edge.recognizers spec name) whose labels it learned.
+TRAINED_FOR_KEY = "faceedge.recognizer"
+
 
 @dataclass
 class Candidate:
@@ -81,11 +84,13 @@ class LearnedScorer:
     (for the selection model, the probability that SFace identifies the face correctly). A model
     whose output is named `logit` gives logits, and the sigmoid is taken here in float64: good faces
     then keep distinct scores (a float32 sigmoid is 1.0 from logit ~17, a float16 one from ~8.3).
-    `version` is the short sha256 of the model file, so published faces name the exact model.
+    `version` is the short sha256 of the model file, so published faces name the exact model;
+    `trained_for` the recogniser the model learned to predict (its metadata, `TRAINED_FOR_KEY`), or None
+    when the file does not say.
     """
 
     def __init__(self, name: str, model: str, face_input: FaceInput, inference=None, backend=None):
-        from trt_engines.models import input_spec, open_model, output_names
+        from trt_engines.models import input_spec, metadata_props, open_model, output_names
 
         from .config import InferenceConfig
         from .errors import ModelFileError
@@ -107,6 +112,7 @@ class LearnedScorer:
         self.backend = backend or open_model(name, inference or InferenceConfig(), ref=model)
         self.input_name = self.backend.input_names[0]
         self.gives_logits = output_names(path)[0] == LOGIT_OUTPUT
+        self.trained_for = metadata_props(path).get(TRAINED_FOR_KEY)
 
     def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
         if not candidates:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from edge.align import ALIGNED_SIZE, align_face
 from edge.detect import Detection
@@ -113,23 +114,22 @@ def build_dataset(root: str | Path, detector, size: int = ALIGNED_SIZE, frontal:
     `identities` restricts the folders read (e.g. one side of `split_identities`).
     """
     records, dropped = [], {"no_face": 0, "non_frontal": 0}
-    for folder in identity_folders(root):
-        if identities is not None and folder.name not in identities:
+    wanted = None if identities is None else set(identities)
+    photos = [(folder.name, path) for folder in identity_folders(root) if wanted is None or folder.name in wanted
+              for path in _images(folder)]
+    for identity, path in tqdm(photos, desc=f"detecting faces in {Path(root).name}", unit="photo"):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            log.warning("unreadable image %s", path)
             continue
-        for path in _images(folder):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                log.warning("unreadable image %s", path)
-                continue
-            detection = largest_face(detector.detect(image))
-            if detection is None:
-                dropped["no_face"] += 1
-                continue
-            yaw, pitch = estimate_yaw_pitch(detection.landmarks)
-            if frontal is not None and not frontal.accepts(detection.landmarks):
-                dropped["non_frontal"] += 1
-                continue
-            records.append(FaceRecord(folder.name, path, align_face(image, detection.landmarks, size),
-                                      detection, yaw, pitch))
+        detection = largest_face(detector.detect(image))
+        if detection is None:
+            dropped["no_face"] += 1
+            continue
+        yaw, pitch = estimate_yaw_pitch(detection.landmarks)
+        if frontal is not None and not frontal.accepts(detection.landmarks):
+            dropped["non_frontal"] += 1
+            continue
+        records.append(FaceRecord(identity, path, align_face(image, detection.landmarks, size), detection, yaw, pitch))
     log.info("dataset %s: %d faces kept, dropped %s", root, len(records), dropped)
     return records

@@ -95,7 +95,7 @@ def test_few_step_training_reduces_loss_and_resumes(tmp_path):
 
 def test_samples_without_genuine_similarity_are_refused(tmp_path):
     from edge.errors import ConfigError
-    from pipelines.selection.train import load_samples
+    from pipelines.selection.samples import load_samples
 
     old = tmp_path / "samples.npz"
     np.savez(old, aligned=np.zeros((1, 112, 112, 3), np.uint8), labels=np.ones(1), cases=np.zeros(1),

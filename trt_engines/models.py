@@ -98,6 +98,10 @@ def output_names(path: Path) -> list[str]:
     return [output.name for output in load_onnx(path).graph.output]
 
 
+def metadata_props(path: Path) -> dict[str, str]:
+    return {prop.key: prop.value for prop in load_onnx(path).metadata_props}
+
+
 def trt_profile(name: str, path: Path, max_batch: int) -> ShapeProfile:
     spec = MODELS.get(name)
     input_name, item = input_spec(path, spec)

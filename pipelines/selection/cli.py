@@ -2,6 +2,12 @@
 
 Writes into --out: samples.npz (the labelled probes, reused by a rerun), checkpoint.pt (after
 every epoch; a rerun resumes), selection.onnx and report.json (split, label balance, losses).
+
+Past one machine: `--workers N` makes the probes on N processes; `--shard i/n` makes only shard i of n
+(samples.shard-i-of-n.npz, for separate machines) and stops; `--merge-shards FILE...` joins them into
+samples.npz (exactly the set one process makes) and trains; `--samples-only` stops once samples.npz is
+written. Training runs under `torchrun --nproc-per-node K -m edge.cli train selection ...` with
+DistributedDataParallel once samples.npz exists.
 """
 
 from __future__ import annotations
@@ -25,7 +31,12 @@ def add_split_arguments(parser) -> None:
     parser.add_argument("--holdout-fraction", type=float, default=HOLDOUT_FRACTION,
                         help="identities held out for evaluation (hash split of folder names)")
     parser.add_argument("--split-salt", default="faceedge", help="salt of the identity hash split")
-    parser.add_argument("--threshold", type=float, default=0.363, help="SFace cosine threshold for a confident match")
+    parser.add_argument("--recognizer", default="sface",
+                        help="the recogniser that labels and judges: sface, dlib or "
+                             "onnx:PATH[,input=arcface|rgb255][,threshold=X] (edge/recognizers.py)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="similarity threshold of a confident match (default: the recogniser's own)")
+    parser.add_argument("--workers", type=int, default=1, help="processes that make and embed probes")
     parser.add_argument("--max-yaw", type=float, default=30.0, help="frontal filter: max |yaw| in degrees")
     parser.add_argument("--max-pitch", type=float, default=25.0, help="frontal filter: max |pitch| in degrees")
     parser.add_argument("--seed", type=int, default=0)
@@ -47,6 +58,11 @@ def add_arguments(parser) -> None:
                         help="weight of the pull of the logit towards SFace's genuine similarity (0: SCE alone)")
     parser.add_argument("--similarity-scale", type=float, default=TrainSettings.similarity_scale,
                         help="logit per unit of cosine similarity in that pull")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="make only shard I of N of the samples (samples.shard-I-of-N.npz) and stop")
+    parser.add_argument("--merge-shards", nargs="+", type=Path, default=None, metavar="FILE",
+                        help="join these shard files into --out/samples.npz, then train")
+    parser.add_argument("--samples-only", action="store_true", help="stop once samples.npz is written")
 
 
 def split_of(args, side: str) -> tuple[list[str], list[str]]:
@@ -65,29 +81,59 @@ def split_of(args, side: str) -> tuple[list[str], list[str]]:
     return chosen, names
 
 
+def open_recognizer(args):
+    """(the recogniser --recognizer names, the threshold in use)."""
+    from edge.recognizers import open_recognizer as open_named
+
+    recognizer = open_named(args.recognizer)
+    return recognizer, recognizer.threshold if args.threshold is None else args.threshold
+
+
 def run(args) -> int:
-    from edge.detect import YuNetDetector
-    from edge.recognize import SFaceRecognizer
+    import os
+
+    from edge.recognizers import describe
     from pipelines.dataset import FrontalFilter
     from pipelines.selection.probes import MIN_FACE
-    from pipelines.selection.train import (FACE_INPUT, build_samples, export_onnx, load_samples, save_samples,
+    from pipelines.selection.samples import (build_samples, load_samples, merge_shards, parse_shard,
+                                             save_samples, shard_path)
+    from pipelines.selection.train import (FACE_INPUT, export_onnx, join_world, leave_world, recognizer_metadata,
                                            train_model)
 
     identities, names = split_of(args, "train")
+    shard = parse_shard(args.shard)
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: need at least 1")
+    recognizer, threshold = open_recognizer(args)
     args.out.mkdir(parents=True, exist_ok=True)
     samples_path = args.out / "samples.npz"
     recipe = {"data": str(args.data), "identities": identities, "per_photo": args.per_photo, "seed": args.seed,
-              "threshold": args.threshold, "max_yaw": args.max_yaw, "max_pitch": args.max_pitch, "min_face": MIN_FACE}
+              "threshold": threshold, "max_yaw": args.max_yaw, "max_pitch": args.max_pitch, "min_face": MIN_FACE,
+              "recognizer": describe(recognizer)}
     started = time.perf_counter()
-    if not samples_path.is_file():
-        labelled = build_samples(args.data, identities, args.per_photo, args.seed, args.threshold,
-                                 FrontalFilter(args.max_yaw, args.max_pitch), YuNetDetector(threads=1),
-                                 SFaceRecognizer(threads=1))
-        if len(labelled.probes) == 0 or labelled.labels.min() == labelled.labels.max():
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if args.merge_shards:
+        if samples_path.is_file():
+            raise ConfigError(f"--merge-shards: {samples_path} exists already; use a new --out or delete it")
+        stats = merge_shards(args.merge_shards, samples_path)
+        log.info("merged %d shards into %s: %d probes", len(args.merge_shards), samples_path, stats["probes"])
+    elif distributed and not samples_path.is_file():
+        raise ConfigError(f"{samples_path} not found: under torchrun make the samples first "
+                          "(the same command without torchrun and with --samples-only, --workers or --shard)")
+    elif shard[1] > 1 or not samples_path.is_file():
+        target = shard_path(args.out, shard) if shard[1] > 1 else samples_path
+        log.info("making samples of %d identities with %s (threshold %g), shard %d/%d, %d workers",
+                 len(identities), recognizer.name, threshold, shard[0], shard[1], args.workers)
+        labelled = build_samples(args.data, identities, args.per_photo, args.seed, threshold,
+                                 FrontalFilter(args.max_yaw, args.max_pitch), recognizer, shard, args.workers)
+        labelled.stats["recipe"] = recipe
+        if shard[1] == 1 and (len(labelled.probes) == 0 or labelled.labels.min() == labelled.labels.max()):
             raise ConfigError(f"--data {args.data}: the probes have a single label ({labelled.stats}); "
                               "need identities with several photos")
-        labelled.stats["recipe"] = recipe
-        save_samples(samples_path, labelled)
+        save_samples(target, labelled)
+        if shard[1] > 1:
+            log.info("wrote %s (%d probes); merge all shards with --merge-shards", target, len(labelled.probes))
+            return 0
     samples = load_samples(samples_path)
     stats = samples.stats
     if stats.get("recipe") != recipe:
@@ -95,17 +141,25 @@ def run(args) -> int:
                           "use a new --out or delete it")
     log.info("samples: %d, positive fraction %.3f, cases %s", len(samples.labels), samples.labels.mean(),
              stats["cases"])
+    if args.samples_only:
+        return 0
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, alpha=args.alpha,
                              beta=args.beta, similarity_weight=args.similarity_weight,
                              similarity_scale=args.similarity_scale, seed=args.seed)
-    net, history = train_model(samples, settings, checkpoint=args.out / "checkpoint.pt")
+    world = join_world()
+    net, history = train_model(samples, settings, checkpoint=args.out / "checkpoint.pt", world=world)
+    leave_world(world)
+    if world.rank != 0:
+        return 0
     parity_pick = np.random.default_rng(args.seed).choice(len(samples.aligned), 7, replace=False)
-    parity = export_onnx(net, args.out / "selection.onnx", FACE_INPUT(samples.aligned[parity_pick]))
+    parity = export_onnx(net, args.out / "selection.onnx", FACE_INPUT(samples.aligned[parity_pick]),
+                         recognizer_metadata(recipe["recognizer"]))
     report = {
         "data": str(args.data), "train_identities": identities,
         "held_out_identities": sorted(set(names) - set(identities)),
         "split": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
-        "samples": stats, "settings": asdict(settings), "epoch_losses": history,
+        "recognizer": recipe["recognizer"], "samples": stats, "settings": asdict(settings),
+        "processes": world.size, "epoch_losses": history,
         "onnx_parity_max_abs_diff": parity, "seconds": round(time.perf_counter() - started, 1),
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=2))

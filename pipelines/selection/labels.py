@@ -1,6 +1,6 @@
 """Seed 002 labels: a face is positive only when the recogniser both names it right and is sure.
 
-Each probe's embedding is matched against a gallery of the other photos (never the probe's own
+Each probe's embedding is matched (by the recogniser's own similarity) against a gallery of the other photos (never the probe's own
 source photo). Four cases: (top-1 identity correct, similarity >= threshold) -> positive;
 correct but below threshold, wrong but above, wrong and below -> negative.
 """
@@ -31,9 +31,13 @@ class Matches:
 
 
 def match_gallery(probe_embeddings: np.ndarray, probe_identities, probe_sources,
-                  gallery_embeddings: np.ndarray, gallery_identities, gallery_sources) -> Matches:
-    """Cosine top-1 over the gallery, leaving out entries cut from the probe's own photo."""
-    sims = probe_embeddings @ gallery_embeddings.T
+                  gallery_embeddings: np.ndarray, gallery_identities, gallery_sources, similarity=None) -> Matches:
+    """Top-1 over the gallery, leaving out entries cut from the probe's own photo.
+
+    `similarity(a, b)` is the recogniser's (higher is more alike); cosine of unit embeddings by default.
+    """
+    sims = probe_embeddings @ gallery_embeddings.T if similarity is None else similarity(probe_embeddings,
+                                                                                         gallery_embeddings)
     same_photo = np.asarray(probe_sources)[:, None] == np.asarray(gallery_sources)[None, :]
     sims = np.where(same_photo, -np.inf, sims)
     best = sims.argmax(axis=1)
