@@ -11,7 +11,7 @@ import torch
 from edge.config import InferenceConfig, SelectConfig
 from edge.face_input import SCORER_INPUTS
 from edge.select import Candidate, LearnedScorer, make_scorer
-from pipelines.selection.evaluate import best_of_track, error_versus_discard
+from pipelines.selection.protocol import best_of_track, error_versus_discard
 from pipelines.selection.labels import CASES, four_case_labels, has_genuine_mate, match_gallery
 from pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
 from pipelines.selection.train import FACE_INPUT, Samples, TrainSettings, export_onnx, train_model
@@ -236,17 +236,27 @@ def test_eval_cli_writes_every_scorer(tmp_path):
         (data / name).symlink_to(DATA / "identities" / name)
     out = tmp_path / "eval.json"
     assert main(["eval", "selection", "--data", str(data), "--json", str(out), "--plot", str(tmp_path / "edc.png"),
-                 "--split", "train", "--holdout-fraction", "0", "--probes-per-photo", "4", "--tracks-per-photo", "1",
-                 "--track-length", "3"]) == 0
+                 "--split", "all", "--holdout-fraction", "0", "--probes-per-photo", "4", "--tracks-per-photo", "1",
+                 "--track-length", "3", "--bootstrap", "50"]) == 0
     report = json.loads(out.read_text())
     from edge.config import DetectConfig
 
     assert report["min_face"] == DetectConfig().min_face  # by default the eval applies the runtime's floor
+    assert report["split"] == "all" and report["identities"] == ["biden", "obama"]
+    assert report["recognizer"]["name"] == "sface" and report["thresholds"]["recognizer"] == 0.363
+    assert report["interval"] == {"level": 0.95, "bootstrap_over": "identities", "resamples": 50}
     expected = {"selection", "heuristic", "detector_score", "face_size", "laplacian_sharpness", "random"}
     assert expected <= set(report["scorers"])
     for row in report["scorers"].values():
-        assert 0.0 <= row["edc_auc"] <= 0.3 and 0.0 <= row["best_of_track_rank1"] <= 1.0
-    assert report["oracle_edc_auc"] <= min(row["edc_auc"] for row in report["scorers"].values()) + 1e-12
+        for threshold in ("recognizer", "fmr_0.001"):
+            for area, most in (("area_20", 0.2), ("area_30", 0.3)):
+                figure = row["edc"][threshold][area]
+                low, high = figure["interval"]
+                assert 0.0 <= low <= high <= most and 0.0 <= figure["value"] <= most
+            assert row["edc"][threshold]["area_20"]["value"] <= row["edc"][threshold]["area_30"]["value"]
+            assert report["oracle"][threshold]["area_30"]["value"] <= row["edc"][threshold]["area_30"]["value"] + 1e-12
+        figure = row["best_of_track_rank1"]
+        assert 0.0 <= figure["interval"][0] <= figure["interval"][1] <= 1.0 and 0.0 <= figure["value"] <= 1.0
     assert (tmp_path / "edc.png").stat().st_size > 0
 
 

@@ -66,7 +66,7 @@ def add_arguments(parser) -> None:
 
 
 def split_of(args, side: str) -> tuple[list[str], list[str]]:
-    """(identities on `side` ("train" or "test"), all identities) of --data."""
+    """(identities on `side` ("train", "test" or "all"), all identities) of --data."""
     from pipelines.dataset import identity_folders, split_identities
 
     try:
@@ -74,7 +74,7 @@ def split_of(args, side: str) -> tuple[list[str], list[str]]:
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
     train, held = split_identities(names, args.holdout_fraction, args.split_salt)
-    chosen = train if side == "train" else held
+    chosen = {"train": train, "test": held, "all": names}[side]
     if not chosen:
         raise ConfigError(f"--data {args.data}: the {side} split is empty ({len(names)} identities, "
                           f"--holdout-fraction {args.holdout_fraction})")

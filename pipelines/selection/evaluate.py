@@ -1,16 +1,16 @@
 """`faceedge eval selection --data DIR --json OUT [--plot OUT.png]`: scorers compared side by side.
 
-On the held-out identities of --data (the same hash split as training), every scorer rates the
-same probes (degraded, re-detected, re-aligned views of real photos; probes.py). Like the runtime,
-the probes leave out faces whose detected box is below `detect.min_face` (the pipeline never scores
-them), so the numbers describe the faces the scorer actually ranks:
+On the identities of --split (default `test`: the held-out side of the same hash split as training;
+`all`: every identity folder, for people the model never saw) every scorer rates the same probes
+(degraded, re-detected, re-aligned views of real photos; probes.py), judged by --recognizer. Like the
+runtime, the probes leave out faces whose detected box is below `detect.min_face`. The figures follow
+the field's protocol (protocol.py):
 
-- Error-versus-Discard: SFace's false non-match rate at the fixed threshold (a probe fails when
-  its best similarity to the other photos of its identity is below it) among the probes kept
-  after discarding the lowest-scored fraction; `edc_auc` is the area under that curve for
-  discard fractions 0..0.3 (lower is better).
+- Error-versus-Discard at two decision thresholds, the recogniser's own and the one giving FMR 1e-3 on
+  the scored identities' impostor comparisons; partial areas up to 20 % and 30 % discarded (lower is better).
 - Best of track: each track is a sequence of views of one photo; the scorer picks one face and
-  `best_of_track_rank1` is how often SFace's top-1 identity for it is right.
+  `best_of_track_rank1` is how often the recogniser's top-1 identity for it is right.
+- Every figure with a 95 % interval from a bootstrap over identities.
 """
 
 from __future__ import annotations
@@ -22,19 +22,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from edge.config import DetectConfig, InferenceConfig
-from pipelines.selection.cli import add_split_arguments, split_of
+from pipelines.selection.cli import add_split_arguments, open_recognizer, split_of
+from pipelines.selection.protocol import (INTERVAL, PARTIAL_AREAS, TARGET_FMR, error_versus_discard, fmr_threshold,
+                                          identity_resamples, impostor_top, interval, partial_area, track_hits)
 
 # Scorers are compared on one CPU thread, the same backend for each.
 ONE_CPU_THREAD = InferenceConfig(backend="onnxruntime-cpu", threads=1)
 
 log = logging.getLogger(__name__)
-MAX_DISCARD = 0.3
-DISCARD_STEPS = 31
 TRACK_SIZE_SPREAD = 1.25  # face size within one track varies by this factor either way
+SCORE_BATCH = 256
 # The hand-made scorers the learned ones are measured against ("random" is a floor, not a contender).
 HAND_MADE = ("heuristic", "detector_score", "face_size", "laplacian_sharpness")
+HEADLINE = ("recognizer", "area_30")  # the figure the table sorts by and compares with the best hand-made
 
 
 def add_arguments(parser) -> None:
@@ -42,33 +45,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", required=True, type=Path, help="where to write the results")
     parser.add_argument("--plot", type=Path, default=None, help="optional PNG of the Error-versus-Discard curves")
     parser.add_argument("--model", default="weights:selection.onnx", help="selection model to evaluate")
-    parser.add_argument("--split", choices=["test", "train"], default="test",
-                        help="which side of the identity split to evaluate on (test = held out from training)")
+    parser.add_argument("--split", choices=["test", "all"], default="test",
+                        help="identities scored: test = held out from training by the hash split (default); "
+                             "all = every identity folder (people the model never saw)")
     add_split_arguments(parser)
     parser.add_argument("--probes-per-photo", type=int, default=40)
     parser.add_argument("--tracks-per-photo", type=int, default=6)
     parser.add_argument("--track-length", type=int, default=8)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="identity resamples behind each 95 %% interval")
     parser.add_argument("--min-face", type=float, default=float(DetectConfig().min_face),
                         help="leave out faces whose detected box is below this many pixels (default: the config's "
                              "detect.min_face, the floor the pipeline applies; a stream's own min_face may differ)")
-
-
-def error_versus_discard(scores: np.ndarray, failures: np.ndarray, max_discard: float = MAX_DISCARD,
-                         steps: int = DISCARD_STEPS) -> tuple[np.ndarray, np.ndarray, float]:
-    """(discard fractions, failure rate of the kept probes, area under the curve up to max_discard).
-
-    The lowest-scored probes are discarded first; ties are broken by probe order (stable sort).
-    """
-    order = np.argsort(scores, kind="stable")
-    ranked = np.asarray(failures, float)[order]
-    fractions = np.linspace(0.0, max_discard, steps)
-    rates = np.array([ranked[int(round(f * len(ranked))):].mean() for f in fractions])
-    return fractions, rates, float(np.trapezoid(rates, fractions))
-
-
-def best_of_track(scores: np.ndarray, correct: np.ndarray, tracks: list[np.ndarray]) -> float:
-    """Fraction of tracks whose highest-scored view is identified correctly."""
-    return float(np.mean([correct[t[np.argmax(scores[t])]] for t in tracks]))
 
 
 def selection_scorer(model: str):
@@ -87,11 +74,16 @@ def scorer_table(selection, seed: int) -> dict:
     def candidates(ps):
         return [Candidate(p.aligned, p.detection, p.frame_shape) for p in ps]
 
+    def in_batches(scorer):
+        return lambda ps: np.concatenate([scorer.score(candidates(ps[i:i + SCORE_BATCH])) for i in
+                                          tqdm(range(0, len(ps), SCORE_BATCH), desc=scorer.name, unit="batch",
+                                               leave=False)] or [np.empty(0)])
+
     learned = {"selection": selection}
     if (WEIGHTS_DIR / "quality.onnx").is_file():
         learned["quality"] = LearnedScorer("quality", "weights:quality.onnx", SCORER_INPUTS["quality"], ONE_CPU_THREAD)
     heuristic = HeuristicScorer()
-    table = {name: (lambda ps, s=scorer: s.score(candidates(ps))) for name, scorer in learned.items()}
+    table = {name: in_batches(scorer) for name, scorer in learned.items()}
     table.update({
         "heuristic": lambda ps: heuristic.score(candidates(ps)),
         "detector_score": lambda ps: np.array([p.detection.score for p in ps]),
@@ -114,50 +106,103 @@ def per_face_ms(scorer, faces: list[np.ndarray], repeats: int = 20) -> float:
     return (time.perf_counter() - started) / repeats / len(batch) * 1000.0
 
 
-def run(args) -> int:
-    import cv2
+@dataclasses.dataclass
+class Resamples:
+    """Identity bootstrap: how often each probe and each track is drawn in each resample."""
 
-    from edge.detect import YuNetDetector
-    from edge.recognize import SFaceRecognizer
+    probe_weights: object  # callable(b) -> (N,) weights
+    track_weights: object
+    count: int
+
+
+def identity_bootstrap(probe_ids, track_ids, count: int, seed: int) -> Resamples:
+    names, counts = identity_resamples(list(probe_ids) + list(track_ids), count, seed)
+    probe_index = np.searchsorted(names, np.asarray(probe_ids, dtype=object))
+    track_index = np.searchsorted(names, np.asarray(track_ids, dtype=object))
+    return Resamples(lambda b: counts[b, probe_index], lambda b: counts[b, track_index], count)
+
+
+def edc_figures(scores: np.ndarray, failures: np.ndarray, resamples: Resamples | None) -> dict:
+    """Partial EDC areas with their intervals (None without `resamples`), and the curve."""
+    order = np.argsort(scores, kind="stable")
+    fractions, rates, _ = error_versus_discard(scores, failures, order=order)
+    names = {upto: f"area_{round(upto * 100)}" for upto in PARTIAL_AREAS}
+    drawn = {upto: [] for upto in PARTIAL_AREAS}
+    for b in range(resamples.count if resamples else 0):
+        f, r, _ = error_versus_discard(scores, failures, weights=resamples.probe_weights(b), order=order)
+        for upto in PARTIAL_AREAS:
+            drawn[upto].append(partial_area(f, r, upto))
+    figures = {names[u]: {"value": partial_area(fractions, rates, u), "interval": interval(drawn[u]) if drawn[u] else None}
+               for u in PARTIAL_AREAS}
+    figures["curve"] = [[round(float(f), 4), float(r)] for f, r in zip(fractions, rates)]
+    return figures
+
+
+def track_figure(hits: np.ndarray, resamples: Resamples) -> dict:
+    drawn = []
+    for b in range(resamples.count):
+        weights = resamples.track_weights(b)
+        if weights.sum():
+            drawn.append(float((weights * hits).sum() / weights.sum()))
+    return {"value": float(hits.mean()), "interval": interval(np.array(drawn))}
+
+
+def run(args) -> int:
+    from edge.recognizers import describe
     from pipelines.dataset import FrontalFilter, build_dataset
-    from pipelines.selection.probes import ProbeMaker
-    from pipelines.selection.train import label_probes, make_probes, probe_records
+    from pipelines.selection.samples import (BlockMaker, ProbeBlock, embed_all, label_blocks, make_blocks,
+                                             make_gallery, probe_records)
 
     identities, _ = split_of(args, args.split)
-    detector, recognizer = YuNetDetector(threads=1), SFaceRecognizer(threads=1)
-    records = build_dataset(args.data, detector, frontal=FrontalFilter(args.max_yaw, args.max_pitch),
+    recognizer, threshold = open_recognizer(args)
+    print(f"scoring the {args.split} split ({'held out from training' if args.split == 'test' else 'every folder'}):"
+          f" {len(identities)} identities, judged by {recognizer.name} (threshold {threshold:g})", flush=True)
+    block_maker = BlockMaker(args.recognizer, args.min_face)
+    records = build_dataset(args.data, block_maker.maker.detector, frontal=FrontalFilter(args.max_yaw, args.max_pitch),
                             identities=identities)
+    gallery = make_gallery(records, recognizer)
     sources = probe_records(records)
-    maker = ProbeMaker(detector, min_face=args.min_face)
     # Seeds differ from training's (args.seed) so evaluation never replays training views.
-    edc = label_probes(make_probes(sources, maker, args.probes_per_photo, args.seed + 1000, desc="EDC probes"),
-                       records, recognizer, args.threshold)
-    track_probes, tracks = [], []
-    for index, record in enumerate(sources):
-        image = cv2.imread(str(record.path), cv2.IMREAD_COLOR)
+    edc_blocks = make_blocks(sources, range(len(sources)), args.recognizer, args.probes_per_photo, args.seed + 1000,
+                             args.workers, min_face=args.min_face, desc="EDC probes")
+    edc = label_blocks(edc_blocks, gallery, recognizer, threshold, desc="labelling EDC probes")
+    track_blocks = []
+    for index, record in enumerate(tqdm(sources, desc="tracks", unit="photo")):
+        image = cv2_read(record.path)
         for t in range(args.tracks_per_photo):
-            views = _views(image, record, maker, args.track_length, [args.seed + 2000, index, t])
+            views = _views(image, record, block_maker.maker, args.track_length, [args.seed + 2000, index, t])
             if views:
-                tracks.append(np.arange(len(track_probes), len(track_probes) + len(views)))
-                track_probes.extend(views)
-    track = label_probes(track_probes, records, recognizer, args.threshold)
-    failures = edc.genuine_similarity < args.threshold
-    results = {}
+                track_blocks.append(ProbeBlock(len(track_blocks), views, np.arange(len(views)),
+                                               embed_all(recognizer, [v.aligned for v in views])))
+    track = label_blocks(track_blocks, gallery, recognizer, threshold, desc="labelling tracks")
+    tracks = [np.flatnonzero(track.photo_index == i) for i in range(len(track_blocks))]
+    top, impostors = impostor_top(edc.embeddings, [p.identity for p in edc.probes], gallery.embeddings,
+                                  gallery.identities, recognizer.similarity, TARGET_FMR)
+    thresholds = {"recognizer": float(threshold), f"fmr_{TARGET_FMR:g}": fmr_threshold(top, TARGET_FMR, impostors)}
+    failures = {name: edc.genuine_similarity < t for name, t in thresholds.items()}
+    resamples = identity_bootstrap([p.identity for p in edc.probes], [track.probes[t[0]].identity for t in tracks],
+                                   args.bootstrap, args.seed)
     selection = selection_scorer(args.model)
-    for name, score in scorer_table(selection, args.seed).items():
-        fractions, rates, auc = error_versus_discard(score(edc.probes), failures)
-        results[name] = {"edc_auc": auc, "best_of_track_rank1": best_of_track(score(track.probes), track.top1_correct,
-                                                                                 tracks),
-                         "edc": [[round(float(f), 4), float(r)] for f, r in zip(fractions, rates)]}
-    _, _, oracle_auc = error_versus_discard(-failures.astype(float), failures)
+    results = {}
+    for name, score in tqdm(scorer_table(selection, args.seed).items(), desc="scorers and their intervals",
+                            unit="scorer"):
+        edc_scores, track_scores = score(edc.probes), score(track.probes)
+        results[name] = {
+            "edc": {t: edc_figures(edc_scores, failed, resamples) for t, failed in failures.items()},
+            "best_of_track_rank1": track_figure(track_hits(track_scores, track.top1_correct, tracks), resamples)}
     report = {
         "data": str(args.data), "split": args.split, "identities": identities,
         "split_rule": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
-        "threshold": args.threshold, "min_face": maker.min_face,
+        "recognizer": describe(recognizer), "thresholds": thresholds, "impostor_comparisons": impostors,
+        "min_face": args.min_face, "interval": {"level": INTERVAL, "bootstrap_over": "identities",
+                                                "resamples": args.bootstrap},
         "edc_probes": len(edc.probes), "edc_label_balance": edc.stats,
-        "fnmr_no_discard": float(failures.mean()), "tracks": len(tracks), "track_views": len(track_probes),
+        "fnmr_no_discard": {t: float(failed.mean()) for t, failed in failures.items()},
+        "tracks": len(tracks), "track_views": len(track.probes),
         "track_any_view_correct": float(np.mean([track.top1_correct[t].any() for t in tracks])),
-        "oracle_edc_auc": oracle_auc, "selection_ms_per_face": per_face_ms(selection, [p.aligned for p in edc.probes]),
+        "oracle": {t: {k: v for k, v in edc_figures(-failed.astype(float), failed, None).items() if k != "curve"} for t, failed in failures.items()},
+        "selection_trained_for": selection.trained_for,
+        "selection_ms_per_face": per_face_ms(selection, [p.aligned for p in edc.probes]),
         "scorers": results,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +211,12 @@ def run(args) -> int:
     if args.plot is not None:
         plot_edc(report, args.plot)
     return 0
+
+
+def cv2_read(path):
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
 def _views(image, record, maker, count: int, seed: list[int]):
@@ -181,20 +232,40 @@ def _views(image, record, maker, count: int, seed: list[int]):
     return [p for p in (track_maker(image, record, rng) for _ in range(count)) if p is not None]
 
 
+def _figure(row: dict, threshold: str, area: str) -> dict:
+    return row["edc"][threshold][area]
+
+
 def format_table(report: dict) -> str:
-    hand = [report["scorers"][n]["edc_auc"] for n in HAND_MADE if n in report["scorers"]]
+    threshold_names = list(report["thresholds"])
+    head_t, head_a = HEADLINE
+    hand = [_figure(report["scorers"][n], head_t, head_a)["value"] for n in HAND_MADE if n in report["scorers"]]
     best_hand = min(hand) if hand else float("nan")
-    summary = (f"faces below {report.get('min_face', 0):g} px (--min-face) left out; "
-               f"EDC probes {report['edc_probes']}, FNMR at no discard {report['fnmr_no_discard']:.4f}, "
-               f"oracle EDC area {report['oracle_edc_auc']:.5f} ({report['oracle_edc_auc'] / best_hand:.3f}x the "
-               f"best hand-made); tracks {report['tracks']} ({report['track_views']} views), "
-               f"any view correct {report['track_any_view_correct']:.4f}")
-    rows = [f"identities ({report['split']}): {', '.join(report['identities'])}", summary,
-            f"{'scorer':<22}{'EDC area (0-30%)':>18}{'x best hand-made':>18}{'best-of-track rank-1':>22}"]
-    for name, row in sorted(report["scorers"].items(), key=lambda item: item[1]["edc_auc"]):
-        rows.append(f"{name:<22}{row['edc_auc']:>18.5f}{row['edc_auc'] / best_hand:>18.3f}"
-                    f"{row['best_of_track_rank1']:>22.4f}")
-    return "\n".join(rows)
+    thresholds = ", ".join(f"{name} {value:.4f}" for name, value in report["thresholds"].items())
+    lines = [f"split {report['split']} ({len(report['identities'])} identities): {', '.join(report['identities'])}",
+             f"recognizer {report['recognizer']['name']}; decision thresholds {thresholds} "
+             f"(FMR from {report['impostor_comparisons']} impostor comparisons); faces below "
+             f"{report['min_face']:g} px left out; {report['edc_probes']} EDC probes, FNMR at no discard "
+             + ", ".join(f"{k} {v:.4f}" for k, v in report["fnmr_no_discard"].items()),
+             f"tracks {report['tracks']} ({report['track_views']} views), any view correct "
+             f"{report['track_any_view_correct']:.4f}; 95 % intervals: bootstrap over identities "
+             f"({report['interval']['resamples']} resamples); x best hand-made: {head_a} at {head_t}",
+             "oracle: " + "; ".join(f"{t} " + ", ".join(f"{a} {v['value']:.5f}" for a, v in row.items())
+                                   for t, row in report["oracle"].items())]
+    areas = [f"area_{round(u * 100)}" for u in PARTIAL_AREAS]
+    columns = [(t, a) for t in threshold_names for a in areas]
+    lines.append(f"{'scorer':<20}" + "".join(f"{t + ' ' + a:>30}" for t, a in columns)
+                 + f"{'x best hand-made':>18}{'best-of-track rank-1':>28}")
+    for name, row in sorted(report["scorers"].items(), key=lambda item: _figure(item[1], head_t, head_a)["value"]):
+        cells = "".join(f"{_cell(_figure(row, t, a)):>30}" for t, a in columns)
+        lines.append(f"{name:<20}{cells}{_figure(row, head_t, head_a)['value'] / best_hand:>18.3f}"
+                     f"{_cell(row['best_of_track_rank1'], 4):>28}")
+    return "\n".join(lines)
+
+
+def _cell(figure: dict, digits: int = 5) -> str:
+    low, high = figure["interval"] if figure["interval"] else (float("nan"), float("nan"))
+    return f"{figure['value']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def plot_edc(report: dict, path: Path) -> None:
@@ -203,14 +274,16 @@ def plot_edc(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, row in report["scorers"].items():
-        curve = np.array(row["edc"])
-        ax.plot(curve[:, 0], curve[:, 1], label=f"{name} ({row['edc_auc']:.4f})")
-    ax.set_xlabel("fraction discarded (lowest scores first)")
-    ax.set_ylabel(f"FNMR at cosine {report['threshold']}")
-    ax.set_title("Error versus Discard, held-out identities")
-    ax.legend(fontsize=8)
+    names = list(report["thresholds"])
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
+    for ax, threshold in zip(axes[0], names):
+        for name, row in report["scorers"].items():
+            curve = np.array(row["edc"][threshold]["curve"])
+            ax.plot(curve[:, 0], curve[:, 1], label=f"{name} ({row['edc'][threshold]['area_30']['value']:.4f})")
+        ax.set_xlabel("fraction discarded (lowest scores first)")
+        ax.set_ylabel(f"FNMR at {threshold} threshold {report['thresholds'][threshold]:.4f}")
+        ax.set_title(f"Error versus Discard, {report['split']} split")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
