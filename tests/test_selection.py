@@ -291,3 +291,50 @@ def test_probe_maker_drops_faces_below_the_runtime_min_face():
         maker = ProbeMaker(StubDetector(side), face_size_range=(20.0, 20.0), severity_range=(0.05, 0.05))
         probe = maker(image, record, np.random.default_rng(0))
         assert (probe is not None) == kept
+
+
+def test_fmr_threshold_on_hand_made_impostor_scores():
+    from pipelines.selection.protocol import fmr_threshold
+
+    impostors = np.array([0.1, 0.5, 0.2, 0.9, 0.3, 0.7, 0.4, 0.6, 0.0, 0.8])
+    # 10 comparisons: FMR 0.1 allows one false match (0.9), so the threshold sits just above 0.8.
+    t = fmr_threshold(impostors, fmr=0.1)
+    assert 0.8 < t < 0.8 + 1e-12 and np.mean(impostors >= t) == 0.1
+    assert np.mean(impostors >= np.nextafter(t, -1)) == 0.2  # any lower and FMR doubles
+    # FMR 0.25 allows two (0.9, 0.8); below one comparison in ten, none: above the highest.
+    assert 0.7 < fmr_threshold(impostors, 0.25) < 0.7 + 1e-12
+    assert 0.9 < fmr_threshold(impostors, 0.05) < 0.9 + 1e-12
+    # Ties at the cut are all left unmatched, so FMR stays at or below the target.
+    tied = np.array([0.9, 0.8, 0.8, 0.1])
+    assert np.mean(tied >= fmr_threshold(tied, 0.5)) == 0.25
+    # Only the top scores of 1000 comparisons: FMR 1e-3 needs the two highest.
+    assert 0.7 < fmr_threshold(np.array([0.9, 0.7]), 1e-3, total=1000) < 0.7 + 1e-12
+    with pytest.raises(ValueError, match="need the 2 highest"):
+        fmr_threshold(np.array([0.9]), 1e-3, total=1000)
+
+
+def test_impostor_top_keeps_what_the_fmr_threshold_needs():
+    from pipelines.selection.protocol import fmr_threshold, impostor_top
+
+    rng = np.random.default_rng(0)
+    probes, gallery = rng.normal(size=(300, 8)), rng.normal(size=(40, 8))
+    probe_ids, gallery_ids = rng.integers(0, 5, 300).astype(str), rng.integers(0, 5, 40).astype(str)
+    sims = probes @ gallery.T
+    every = sims[probe_ids[:, None] != gallery_ids[None, :]]
+    top, total = impostor_top(probes, probe_ids, gallery, gallery_ids, lambda a, b: a @ b.T, 1e-2, chunk=64)
+    assert total == len(every) and len(top) == int(1e-2 * total) + 1
+    assert fmr_threshold(top, 1e-2, total) == fmr_threshold(every, 1e-2)
+
+
+def test_weighted_error_versus_discard_equals_repeating_the_probes():
+    from pipelines.selection.protocol import partial_area
+
+    rng = np.random.default_rng(1)
+    scores, failures = rng.random(50), rng.random(50) < 0.3
+    weights = rng.integers(0, 4, 50)
+    repeated = np.repeat(np.arange(50), weights)
+    order = np.argsort(scores[repeated], kind="stable")
+    f, direct, _ = error_versus_discard(scores[repeated], failures[repeated], order=order)
+    _, weighted, _ = error_versus_discard(scores, failures, weights=weights)
+    assert np.allclose(direct, weighted)
+    assert partial_area(f, weighted, 0.2) == pytest.approx(np.trapezoid(weighted[:21], f[:21]))

@@ -159,7 +159,7 @@ def run(args) -> int:
         "held_out_identities": sorted(set(names) - set(identities)),
         "split": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
         "recognizer": recipe["recognizer"], "samples": stats, "settings": asdict(settings),
-        "processes": world.size, "epoch_losses": history,
+        "processes": world.size, "distributed_backend": world.backend, "epoch_losses": history,
         "onnx_parity_max_abs_diff": parity, "seconds": round(time.perf_counter() - started, 1),
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=2))

@@ -49,6 +49,7 @@ class World:
     rank: int = 0
     size: int = 1
     device: str = "cpu"
+    backend: str | None = None  # torch.distributed's, in a world of several
 
 
 def join_world() -> World:
@@ -64,7 +65,7 @@ def join_world() -> World:
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
-    return World(dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu")
+    return World(dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu", dist.get_backend())
 
 
 def leave_world(world: World) -> None:

@@ -1,0 +1,129 @@
+"""Recogniser plugins (edge/recognizers.py): sface, onnx:PATH, dlib; the recogniser a trained model records."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import ConfigError
+from edge.recognizers import dlib_missing, open_recognizer
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """{identity: aligned clean faces} for three people of the shared data."""
+    from edge.detect import YuNetDetector
+    from pipelines.dataset import build_dataset
+
+    records = build_dataset(DATA / "identities", YuNetDetector(threads=1), identities=["obama", "biden", "deepface_08"])
+    out = {}
+    for record in records:
+        out.setdefault(record.identity, []).append(record.aligned)
+    return out
+
+
+def _labels(spec: str):
+    """Four-case labels of a few probes of three people, with the recogniser `spec` names."""
+    from edge.detect import YuNetDetector
+    from pipelines.dataset import build_dataset
+    from pipelines.selection.samples import label_blocks, make_blocks, make_gallery, probe_records
+
+    recognizer = open_recognizer(spec)
+    records = build_dataset(DATA / "identities", YuNetDetector(threads=1), identities=["obama", "biden", "deepface_08"])
+    sources = probe_records(records)
+    blocks = make_blocks(sources, range(len(sources)), spec, per_photo=6, seed=3)
+    return label_blocks(blocks, make_gallery(records, recognizer), recognizer, recognizer.threshold)
+
+
+@needs_data
+def test_sface_through_onnx_path_gives_the_same_labels():
+    from edge.model_files import resolve_model
+    from trt_engines.models import batched_onnx
+
+    reference = _labels("sface")
+    assert len(reference.labels) > 20 and 0 < reference.labels.mean() < 1
+    # The bundled file itself and faceedge's float copy of it: recognised as SFace (its input and threshold).
+    for path in (resolve_model("bundled:sface"), batched_onnx("bundled:sface")):
+        recognizer = open_recognizer(f"onnx:{path}")
+        assert recognizer.input_convention == "rgb255" and recognizer.threshold == 0.363
+        got = _labels(f"onnx:{path}")
+        assert np.array_equal(got.labels, reference.labels) and np.array_equal(got.cases, reference.cases)
+        assert np.allclose(got.genuine_similarity, reference.genuine_similarity, atol=1e-6)
+    # Told the wrong convention, the same file labels differently: the convention is what made them agree.
+    wrong = _labels(f"onnx:{batched_onnx('bundled:sface')},input=arcface,threshold=0.363")
+    assert not np.allclose(wrong.genuine_similarity, reference.genuine_similarity, atol=1e-3)
+
+
+def _mean_colour_model(path: Path) -> Path:
+    """An 'embedding' ONNX: the face input's mean per channel (3-d)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["face"], ["embedding"], axes=[2, 3], keepdims=0)], "mean",
+        [helper.make_tensor_value_info("face", TensorProto.FLOAT, ["batch", 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+def test_onnx_input_conventions_and_spec_errors(tmp_path):
+    model = _mean_colour_model(tmp_path / "mean.onnx")
+    bright, dark = np.full((112, 112, 3), 200, np.uint8), np.full((112, 112, 3), 50, np.uint8)
+    arcface = open_recognizer(f"onnx:{model},threshold=0.3")
+    assert arcface.input_convention == "arcface" and arcface.threshold == 0.3
+    embedded = arcface.embed(np.stack([bright, dark]))
+    # (x - 127.5) / 127.5 puts 200 and 50 on opposite sides of zero; raw 0..255 keeps them alike.
+    assert arcface.similarity(embedded[:1], embedded[1:])[0, 0] == pytest.approx(-1.0, abs=1e-5)
+    raw = open_recognizer(f"onnx:{model},input=rgb255,threshold=0.3").embed(np.stack([bright, dark]))
+    assert float(raw[0] @ raw[1]) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ConfigError, match="give its match threshold"):
+        open_recognizer(f"onnx:{model}")
+    with pytest.raises(ConfigError, match="unknown option"):
+        open_recognizer(f"onnx:{model},colour=bgr")
+    with pytest.raises(ConfigError, match="file not found"):
+        open_recognizer(f"onnx:{tmp_path / 'missing.onnx'},threshold=0.3")
+    with pytest.raises(ConfigError, match="unknown recognizer"):
+        open_recognizer("facenet")
+
+
+@needs_data
+@pytest.mark.skipif(dlib_missing() is not None, reason=f"dlib extra missing: {dlib_missing()}")
+def test_dlib_matches_at_its_documented_distance(faces):
+    dlib = open_recognizer("dlib")
+    assert dlib.threshold == -0.6 and dlib.name == "dlib" and len(dlib.version) == 12
+    obama, biden = dlib.embed(np.stack(faces["obama"])), dlib.embed(np.stack(faces["biden"]))
+    assert obama.shape == (len(faces["obama"]), 128)
+    same = dlib.similarity(obama, obama)[np.triu_indices(len(obama), 1)]
+    other = dlib.similarity(obama, biden)
+    # Similarity is minus the euclidean distance, so "distance <= 0.6" is "similarity >= -0.6".
+    assert np.allclose(-dlib.similarity(obama[:1], biden[:1]), np.linalg.norm(obama[0] - biden[0]), atol=1e-5)
+    assert (same >= dlib.threshold).all() and (other < dlib.threshold).all()
+
+
+def test_dlib_reports_why_it_is_missing(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "dlib" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"recognizer dlib: dlib is not installed .*faceedge\[dlib\]"):
+        open_recognizer("dlib")
+
+
+def test_trained_model_records_its_recognizer(tmp_path):
+    from edge.face_input import SCORER_INPUTS
+    from edge.select import LearnedScorer
+    from pipelines.selection.model import SelectionNet
+    from pipelines.selection.train import FACE_INPUT, export_onnx, recognizer_metadata
+
+    path = tmp_path / "selection.onnx"
+    recognizer = {"name": "dlib", "version": "abcdef012345", "threshold": -0.6}
+    export_onnx(SelectionNet(width=8).eval(), path, FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)),
+                recognizer_metadata(recognizer))
+    assert LearnedScorer("selection", str(path), SCORER_INPUTS["selection"]).trained_for == "dlib"
+    bare = tmp_path / "bare.onnx"
+    export_onnx(SelectionNet(width=8).eval(), bare, FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)))
+    assert LearnedScorer("selection", str(bare), SCORER_INPUTS["selection"]).trained_for is None
