@@ -53,13 +53,13 @@ class World:
 
 
 def join_world() -> World:
-    """torchrun's process group (NCCL where there are GPUs, gloo on CPUs), or a world of one without torchrun."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return World()
+    """torchrun's process group (NCCL where there are GPUs, gloo on CPUs), or a world of one (on the GPU if any)."""
     import torch
     import torch.distributed as dist
 
     cuda = torch.cuda.is_available()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return World(device="cuda" if cuda else "cpu")
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if cuda:
         torch.cuda.set_device(local)
