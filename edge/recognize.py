@@ -23,7 +23,6 @@ class SFaceRecognizer:
     # OpenCV's published cosine threshold for SFace (same identity at or above it).
     cosine_threshold = 0.363
     threshold = cosine_threshold
-    version = "bundled"  # edge.recognizers.open_recognizer sets the file's short sha256
 
     @staticmethod
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -33,6 +32,9 @@ class SFaceRecognizer:
         from trt_engines.backends import open_backend
         from trt_engines.models import batched_onnx
 
+        from .model_files import resolve_model, sha256_file
+
+        self.version = sha256_file(resolve_model(model))[:12]
         self.backend = open_backend(batched_onnx(model), threads=threads)
         self.input_name = self.backend.input_names[0]
 

@@ -4,7 +4,8 @@ Every recogniser takes ArcFace-aligned 112x112 BGR uint8 faces and has
 - `embed(faces) -> (N, D)` embeddings,
 - `similarity(a, b) -> (Na, Nb)`: higher is more alike,
 - `threshold`: the same identity at or above it, on the scale `similarity` gives,
-- `name` (the spec it was opened from, without options) and `version` (short sha256 of its model file).
+- `name` (the spec it was opened from, without options), `spec` (that spec, to reopen it in another process)
+  and `version` (short sha256 of its model file).
 
 `sface` is the bundled SFace (cosine, 0.363, OpenCV's published threshold). `onnx:PATH` is any 112x112
 embedding ONNX compared by cosine; options after commas: `input=arcface` (RGB, (x - 127.5) / 127.5, ArcFace's
@@ -36,6 +37,7 @@ DLIB_FACE_BOX = (16, 28, 96, 108)
 
 
 class Recognizer(Protocol):
+    spec: str
     name: str
     version: str
     threshold: float
@@ -58,7 +60,7 @@ def describe(recognizer) -> dict:
 def open_recognizer(spec: str, threads: int = 1) -> Recognizer:
     """Open the recogniser `spec` names (see the module docstring); it keeps `spec` to be reopened elsewhere."""
     if spec == "sface":
-        recognizer = _sface(threads)
+        recognizer = SFaceRecognizer(threads=threads)
     elif spec == "dlib":
         recognizer = DlibRecognizer()
     elif spec.startswith("onnx:"):
@@ -67,14 +69,6 @@ def open_recognizer(spec: str, threads: int = 1) -> Recognizer:
     else:
         raise ConfigError(f"unknown recognizer {spec!r}; use sface, dlib or onnx:PATH[,input=arcface|rgb255][,threshold=X]")
     recognizer.spec = spec
-    return recognizer
-
-
-def _sface(threads: int) -> SFaceRecognizer:
-    from .model_files import resolve_model, sha256_file
-
-    recognizer = SFaceRecognizer(threads=threads)
-    recognizer.version = sha256_file(resolve_model("bundled:sface"))[:12]
     return recognizer
 
 
