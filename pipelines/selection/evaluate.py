@@ -175,7 +175,8 @@ def run(args) -> int:
                 track_blocks.append(ProbeBlock(len(track_blocks), views, np.arange(len(views)),
                                                embed_all(recognizer, [v.aligned for v in views])))
     track = label_blocks(track_blocks, gallery, recognizer, threshold, desc="labelling tracks")
-    tracks = [np.flatnonzero(track.photo_index == i) for i in range(len(track_blocks))]
+    ends = np.cumsum([len(b.probes) for b in track_blocks])
+    tracks = [np.arange(end - len(b.probes), end) for b, end in zip(track_blocks, ends)]
     top, impostors = impostor_top(edc.embeddings, [p.identity for p in edc.probes], gallery.embeddings,
                                   gallery.identities, recognizer.similarity, TARGET_FMR)
     thresholds = {"recognizer": float(threshold), f"fmr_{TARGET_FMR:g}": fmr_threshold(top, TARGET_FMR, impostors)}
