@@ -67,7 +67,8 @@ def open_recognizer(spec: str, threads: int = 1) -> Recognizer:
         path, options = _parse_onnx_spec(spec[len("onnx:"):])
         recognizer = OnnxRecognizer(path, threads=threads, **options)
     else:
-        raise ConfigError(f"unknown recognizer {spec!r}; use sface, dlib or onnx:PATH[,input=arcface|rgb255][,threshold=X]")
+        raise ConfigError(f"unknown recognizer {spec!r}; "
+                          "use sface, dlib or onnx:PATH[,input=arcface|rgb255][,threshold=X]")
     recognizer.spec = spec
     return recognizer
 

@@ -55,9 +55,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--beta", type=float, default=TrainSettings.beta,
                         help="weight of reverse cross-entropy in the SCE loss")
     parser.add_argument("--similarity-weight", type=float, default=TrainSettings.similarity_weight,
-                        help="weight of the pull of the logit towards SFace's genuine similarity (0: SCE alone)")
+                        help="weight of the pull of the logit towards the recogniser's genuine similarity "
+                             "(0: SCE alone)")
     parser.add_argument("--similarity-scale", type=float, default=TrainSettings.similarity_scale,
-                        help="logit per unit of cosine similarity in that pull")
+                        help="logit per unit of the recogniser's similarity in that pull")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="make only shard I of N of the samples (samples.shard-I-of-N.npz) and stop")
     parser.add_argument("--merge-shards", nargs="+", type=Path, default=None, metavar="FILE",

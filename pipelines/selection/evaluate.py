@@ -132,7 +132,8 @@ def edc_figures(scores: np.ndarray, failures: np.ndarray, resamples: Resamples |
         f, r, _ = error_versus_discard(scores, failures, weights=resamples.probe_weights(b), order=order)
         for upto in PARTIAL_AREAS:
             drawn[upto].append(partial_area(f, r, upto))
-    figures = {names[u]: {"value": partial_area(fractions, rates, u), "interval": interval(drawn[u]) if drawn[u] else None}
+    figures = {names[u]: {"value": partial_area(fractions, rates, u),
+                          "interval": interval(drawn[u]) if drawn[u] else None}
                for u in PARTIAL_AREAS}
     figures["curve"] = [[round(float(f), 4), float(r)] for f, r in zip(fractions, rates)]
     return figures
@@ -201,7 +202,8 @@ def run(args) -> int:
         "fnmr_no_discard": {t: float(failed.mean()) for t, failed in failures.items()},
         "tracks": len(tracks), "track_views": len(track.probes),
         "track_any_view_correct": float(np.mean([track.top1_correct[t].any() for t in tracks])),
-        "oracle": {t: {k: v for k, v in edc_figures(-failed.astype(float), failed, None).items() if k != "curve"} for t, failed in failures.items()},
+        "oracle": {t: {k: v for k, v in edc_figures(-failed.astype(float), failed, None).items() if k != "curve"}
+                   for t, failed in failures.items()},
         "selection_trained_for": selection.trained_for,
         "selection_ms_per_face": per_face_ms(selection, [p.aligned for p in edc.probes]),
         "scorers": results,

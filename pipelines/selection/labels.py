@@ -1,8 +1,8 @@
 """Seed 002 labels: a face is positive only when the recogniser both names it right and is sure.
 
-Each probe's embedding is matched (by the recogniser's own similarity) against a gallery of the other photos (never the probe's own
-source photo). Four cases: (top-1 identity correct, similarity >= threshold) -> positive;
-correct but below threshold, wrong but above, wrong and below -> negative.
+Each probe's embedding is matched (by the recogniser's own similarity) against a gallery of the other
+photos (never the probe's own source photo). Four cases: (top-1 identity correct, similarity >= threshold)
+-> positive; correct but below threshold, wrong but above, wrong and below -> negative.
 """
 
 from __future__ import annotations
