@@ -26,8 +26,8 @@ def face_quality(candidate: Candidate, score: float) -> dict:
         "box_px": round(det.size, 1),
         "box_width_px": round(x2 - x1, 1),
         "box_height_px": round(y2 - y1, 1),
-        "yaw_deg": round(yaw, 1),
-        "pitch_deg": round(pitch, 1),
+        "yaw_deg": round(yaw, 1) + 0.0,  # + 0.0: no "-0.0" in the JSON
+        "pitch_deg": round(pitch, 1) + 0.0,
         "sharpness": round(laplacian_variance(luma), 1),
         "brightness": round(float(luma.mean()), 1),
         "score": int(round(100 * float(np.clip(score, 0.0, 1.0)))),
