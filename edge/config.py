@@ -134,6 +134,11 @@ class SpoolConfig(Section):
 class PublishConfig(Section):
     bind: str = "tcp://0.0.0.0:5556"
     update_interval_s: float | None = Field(None, gt=0)
+    # Early publish (null: off): a confirmed track's first face scoring at least this (and
+    # select.min_score) goes out at once as `early`; a face at least early_update_margin above the
+    # last one sent follows as `update`; the track's `best` goes out only if it is a new face.
+    early_score: float | None = Field(None, ge=0, le=1)
+    early_update_margin: float = Field(0.1, gt=0, le=1)
     jpeg_quality: int = Field(90, ge=1, le=100)
     send_hwm: int = Field(1000, ge=1)
     linger_s: float = Field(2.0, ge=0)

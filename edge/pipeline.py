@@ -35,9 +35,11 @@ from .config import Config
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
 from .errors import ConfigError
+from .face_quality import face_quality
 from .metrics import Metrics, MetricsServer
 from .notify import SystemdNotifier
-from .publish import Publisher, encode_message
+from .publish import SCHEMA, Publisher, encode_message
+from .publish_policy import PublishPolicy
 from .select import BestFace, Candidate, make_scorer
 from .spool import Spool
 from .source import (FrameBuffer, FramePacket, StreamEvent, VideoSource, decoder_thread_count, is_live_url,
@@ -127,6 +129,7 @@ class Pipeline:
         self.scorer = scorer or make_scorer(config.select, config.inference)
         self.enhancer = enhancer or make_enhancer(config.enhance, config.inference)
         self.observer = observer
+        self.publish_policy = PublishPolicy.from_config(config)
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.jobs: queue.Queue = queue.Queue()
@@ -335,26 +338,23 @@ class Pipeline:
             if best.score < self.config.select.min_score:
                 self.metrics.tracks_below_min_score.labels(stream).inc()
                 continue
-            self._queue_publish(stream, track_id, best, "best")
+            if self.publish_policy.end_event(best) is not None:
+                self._queue_publish(stream, track_id, best, "best")
 
     def _maybe_update(self, stream: str, state: StreamState, packet: FramePacket) -> None:
-        interval = self.config.publish.update_interval_s
-        if not interval:
-            return
+        """Early and periodic messages of the stream's live confirmed tracks."""
         for key, track_id in state.public_ids.items():
             best = state.best.get(key)
-            if best is None or best.candidate is None or best.score < self.config.select.min_score:
-                continue
-            since = best.last_published_wall or best.first_wall
-            if packet.wall - since >= interval:
-                best.last_published_wall = packet.wall
-                self._queue_publish(stream, track_id, best, "update")
+            event = None if best is None else self.publish_policy.live_event(best, packet.wall)
+            if event is not None:
+                best.published(packet.wall, event)
+                self._queue_publish(stream, track_id, best, event)
 
     def _queue_publish(self, stream: str, track_id: int, best: BestFace, event: str) -> None:
         cand = best.candidate
         det = cand.detection
         meta = {
-            "schema": "faceedge.face/1",
+            "schema": SCHEMA,
             "event": event,
             "stream": stream,
             "track_id": track_id,
@@ -371,6 +371,7 @@ class Pipeline:
             "edge_rejected": best.rejected,
             "frames_seen": best.frames_seen,
             "track_duration_s": round(best.duration_s, 3),
+            "quality": face_quality(cand, best.score),
         }
         self.jobs.put(PublishJob(meta, cand))
 

@@ -21,7 +21,7 @@ from .errors import ConfigError
 
 log = logging.getLogger("faceedge.publish")
 
-SCHEMA = "faceedge.face/1"
+SCHEMA = "faceedge.face/2"
 SCHEMA_FILE = Path(__file__).parent / "schema" / "face.schema.json"
 
 

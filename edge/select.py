@@ -144,7 +144,11 @@ class BestFace:
     last_pts_s: float | None = None
     first_wall: float = 0.0
     last_wall: float = 0.0
+    # What was last published for the track (see edge.publish_policy).
     last_published_wall: float | None = None
+    sent: Candidate | None = None
+    sent_score: float = float("-inf")
+    early_sent: bool = False
 
     def offer(self, candidate: Candidate, score: float, rejected: bool, wall: float) -> bool:
         """Count the sighting; keep the candidate if it beats the current best.
@@ -153,7 +157,7 @@ class BestFace:
         frame edge still keeps its best edge face, so no track goes unpublished.
         """
         self.frames_seen += 1
-        if self.first_pts_s is None:
+        if self.frames_seen == 1:
             self.first_pts_s = candidate.pts_s
             self.first_wall = wall
         self.last_pts_s = candidate.pts_s
@@ -162,6 +166,12 @@ class BestFace:
             self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
             return True
         return False
+
+    def published(self, wall: float, event: str) -> None:
+        """The current best went out as `event` at `wall`."""
+        self.last_published_wall = wall
+        self.sent, self.sent_score = self.candidate, self.score
+        self.early_sent = self.early_sent or event == "early"
 
     @property
     def duration_s(self) -> float:

@@ -19,16 +19,11 @@ from tqdm import tqdm
 
 from edge.align import ALIGNED_SIZE, align_face
 from edge.detect import Detection
+from edge.face_geometry import estimate_yaw_pitch
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# Nose-tip depth in front of the eye/mouth plane, as a fraction of the inter-ocular distance
-# (anthropometric average; it converts the nose's sideways shift into an angle).
-NOSE_DEPTH_RATIO = 0.6
-# Where the nose sits between the eye line (0) and the mouth line (1) on a frontal face:
-# the ArcFace 112x112 template (eyes y=51.6, nose 71.7, mouths 92.3).
-FRONTAL_NOSE_HEIGHT = (71.7366 - 51.59) / (92.2041 - 51.59)
 
 
 @dataclass(frozen=True)
@@ -41,29 +36,6 @@ class FrontalFilter:
     def accepts(self, landmarks: np.ndarray) -> bool:
         yaw, pitch = estimate_yaw_pitch(landmarks)
         return abs(yaw) <= self.max_yaw_deg and abs(pitch) <= self.max_pitch_deg
-
-
-def estimate_yaw_pitch(landmarks: np.ndarray) -> tuple[float, float]:
-    """Yaw and pitch in degrees from 5 landmarks (eyes, nose, mouth corners).
-
-    Roll is removed first (eye line made horizontal). Yaw: the nose tip's sideways offset from
-    the face's midline (mid-eyes to mid-mouth) over its depth. Pitch: the nose's vertical
-    position between eye line and mouth line against the frontal template, over the same depth.
-    """
-    points = np.asarray(landmarks, np.float64).reshape(5, 2)
-    eye_vec = points[1] - points[0]
-    angle = np.arctan2(eye_vec[1], eye_vec[0])
-    c, s = np.cos(-angle), np.sin(-angle)
-    p = points @ np.array([[c, s], [-s, c]])
-    interocular = max(abs(p[1, 0] - p[0, 0]), 1e-6)
-    depth = NOSE_DEPTH_RATIO * interocular
-    eye_mid, mouth_mid, nose = (p[0] + p[1]) / 2, (p[3] + p[4]) / 2, p[2]
-    midline_x = (eye_mid[0] + mouth_mid[0]) / 2
-    yaw = np.degrees(np.arctan2(nose[0] - midline_x, depth))
-    eye_to_mouth = max(mouth_mid[1] - eye_mid[1], 1e-6)
-    nose_height = (nose[1] - eye_mid[1]) / eye_to_mouth
-    pitch = np.degrees(np.arctan2((nose_height - FRONTAL_NOSE_HEIGHT) * eye_to_mouth, depth))
-    return float(yaw), float(pitch)
 
 
 @dataclass

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import cv2
+
 from conftest import REPO, faceedge_cmd
 
 
@@ -90,6 +92,20 @@ def test_demo_publishes_faces_and_writes_contact_sheet(tmp_path):
     assert len(records) == summary["faces"]
     assert all((tmp_path / "faces" / r["files"]["face"]).stat().st_size > 0 for r in records)
     assert (tmp_path / "contact_sheet.png").stat().st_size > 10_000
+    # One row per track: its sampled candidates with scores, and the face it sent.
+    rows = summary["rows"]
+    assert [row["track_id"] for row in rows] == summary["tracks"]
+    last_sent = {r["track_id"]: r for r in records}
+    for row in rows:
+        assert 4 <= len(row["candidates"]) <= 8
+        frames = [frame for frame, _, _ in row["candidates"]]
+        assert frames == sorted(frames) and row["chosen_frame"] not in frames
+        chosen = last_sent[row["track_id"]]
+        assert (row["chosen_frame"], row["chosen_score"]) == (chosen["frame_index"], chosen["score"])
+        # The chosen face beats every sampled candidate that did not touch the frame border.
+        assert all(score <= row["chosen_score"] for _, score, edge in row["candidates"] if not edge)
+    sheet = cv2.imread(str(tmp_path / "contact_sheet.png"))
+    assert sheet.shape[0] >= len(rows) * 112
 
 
 def test_bench_reports_side_by_side_rounds_and_their_medians(tmp_path, data_dir):

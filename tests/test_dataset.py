@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edge.align import ARCFACE_TEMPLATE
-from pipelines.dataset import (FrontalFilter, build_dataset, estimate_yaw_pitch, holdout_identity,
-                               split_identities)
+from edge.face_geometry import estimate_yaw_pitch
+from pipelines.dataset import FrontalFilter, build_dataset, holdout_identity, split_identities
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # ArcFace 112x112 template: a frontal face by construction.

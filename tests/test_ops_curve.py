@@ -38,7 +38,7 @@ def curve_config(keys) -> CurveConfig:
 
 def face_parts(n: int) -> list[bytes]:
     face = np.full((112, 112, 3), n % 255, np.uint8)
-    meta = {"schema": "faceedge.face/1", "event": "best", "stream": "door", "track_id": n}
+    meta = {"schema": "faceedge.face/2", "event": "best", "stream": "door", "track_id": n}
     return encode_message(meta, face, face)
 
 

@@ -17,7 +17,7 @@ from edge.spool import Spool, read_spool, segments
 def message(n: int, rng: np.random.Generator, with_original: bool = False) -> tuple[dict, list[bytes], np.ndarray]:
     # Coarse noise, upscaled: JPEGs of a few KB that still compress faithfully.
     face = cv2.resize(rng.integers(0, 255, (28, 28, 3), dtype=np.uint8), (112, 112), interpolation=cv2.INTER_CUBIC)
-    meta = {"schema": "faceedge.face/1", "event": "best" if n % 3 else "update", "stream": f"cam{n % 2}",
+    meta = {"schema": "faceedge.face/2", "event": "best" if n % 3 else "update", "stream": f"cam{n % 2}",
             "track_id": n, "score": float(n)}
     return meta, encode_message(meta, face, face[:64], face if with_original else None, 90), face
 

@@ -5,8 +5,11 @@ import jsonschema
 import numpy as np
 import pytest
 
+from edge.align import ARCFACE_TEMPLATE
 from edge.detect import Detection
-from edge.publish import MessageError, decode_message, encode_message, load_schema
+from edge.face_quality import face_quality
+from edge.publish import SCHEMA, MessageError, decode_message, encode_message, load_schema
+from edge.publish_policy import PublishPolicy
 from edge.select import BestFace, Candidate, HeuristicScorer
 
 
@@ -39,11 +42,13 @@ def test_best_face_rejects_edge_faces_unless_nothing_else_was_seen():
 
 
 def meta(**changes):
-    base = {"schema": "faceedge.face/1", "event": "best", "stream": "cam0", "track_id": 3, "frame_index": 10,
+    base = {"schema": "faceedge.face/2", "event": "best", "stream": "cam0", "track_id": 3, "frame_index": 10,
             "pts_s": 0.4, "wall_time": "2026-01-01T00:00:00+00:00", "bbox": [1, 2, 3, 4],
             "landmarks": [[1, 2]] * 5, "det_score": 0.9, "score": 0.5, "scorer": {"name": "h", "version": "1"},
             "sr_applied": False, "sr_model": None, "edge_rejected": False, "frames_seen": 4,
-            "track_duration_s": 0.2}
+            "track_duration_s": 0.2,
+            "quality": {"iod_px": 35.2, "box_px": 80.0, "box_width_px": 80.0, "box_height_px": 96.5, "yaw_deg": -4.1,
+                        "pitch_deg": 2.0, "sharpness": 250.3, "brightness": 118.0, "score": 50}}
     base.update(changes)
     return base
 
@@ -78,3 +83,90 @@ def test_schema_rejects_missing_and_unknown_fields():
         jsonschema.validate(broken, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(meta(colour="red"), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(meta(quality=dict(meta()["quality"], colour="red")), schema)
+    no_score = meta()
+    del no_score["quality"]["score"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(no_score, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(meta(quality=dict(meta()["quality"], score=0.5)), schema)  # 0-100, an integer
+
+
+def test_schema_version_is_one_string_everywhere():
+    schema = load_schema()
+    assert SCHEMA == "faceedge.face/2"
+    assert schema["title"] == SCHEMA and schema["properties"]["schema"]["const"] == SCHEMA
+    assert schema["$id"].endswith("/face-2.json")
+    assert set(schema["properties"]["event"]["enum"]) == {"early", "update", "best"}
+
+
+def test_quality_measures_the_face_in_source_pixels(data_dir):
+    face = cv2.resize(cv2.imread(str(next((data_dir / "identities" / "obama").glob("*.jpg")))), (112, 112))
+    # A frontal face (the ArcFace template) twice the aligned size, 300 px from the origin.
+    landmarks = ARCFACE_TEMPLATE * 2 + 300
+    det = Detection(np.array([320, 330, 520, 560], np.float32), landmarks, 0.9)
+    quality = face_quality(Candidate(face, det, (1080, 1920)), 0.8349)
+    jsonschema.validate(meta(quality=quality), load_schema())
+    template_iod = float(np.linalg.norm(ARCFACE_TEMPLATE[1] - ARCFACE_TEMPLATE[0]))
+    assert quality["iod_px"] == pytest.approx(2 * template_iod, abs=0.1)
+    assert (quality["box_px"], quality["box_width_px"], quality["box_height_px"]) == (200.0, 200.0, 230.0)
+    assert abs(quality["yaw_deg"]) < 1 and abs(quality["pitch_deg"]) < 1
+    assert quality["score"] == 83
+    turned = landmarks.copy()
+    turned[2, 0] += 0.6 * 2 * template_iod  # nose as far sideways as it is deep
+    assert face_quality(Candidate(face, Detection(det.bbox, turned, 0.9), (1080, 1920)), 0.5)["yaw_deg"] > 40
+    blurred = face_quality(Candidate(cv2.GaussianBlur(face, (9, 9), 3), det, (1080, 1920)), 0.5)
+    assert blurred["sharpness"] < quality["sharpness"] / 2
+    dark = face_quality(Candidate(face // 2, det, (1080, 1920)), 0.5)
+    assert dark["brightness"] == pytest.approx(quality["brightness"] / 2, abs=1.0)
+
+
+def run_policy(policy, scores, rejected=()):
+    """Events a live track gets frame by frame, then its end event."""
+    best, face, events = BestFace(), np.zeros((112, 112, 3), np.uint8), []
+    for i, score in enumerate(scores):
+        best.offer(candidate(face), score, i in rejected, float(i))
+        event = policy.live_event(best, float(i))
+        if event is not None:
+            best.published(float(i), event)
+            events.append((event, round(best.score, 3)))
+    if best.score >= policy.min_score and policy.end_event(best) is not None:
+        events.append(("best", round(best.score, 3)))
+    return events
+
+
+def test_early_publish_sends_at_once_then_clearly_better_faces_then_only_a_new_best():
+    policy = PublishPolicy(early_score=0.6, early_update_margin=0.1)
+    assert run_policy(policy, [0.2, 0.5, 0.62, 0.65, 0.7, 0.75, 0.74]) == [("early", 0.62), ("update", 0.75)]
+    # A best that improved on the last face sent, but by less than the margin, still goes out at the end.
+    assert run_policy(policy, [0.62, 0.65]) == [("early", 0.62), ("best", 0.65)]
+    assert run_policy(policy, [0.2, 0.3]) == [("best", 0.3)]  # never reached early_score
+    # A face touching the frame border is not sent early; the first clean one is.
+    assert run_policy(policy, [0.9, 0.7], rejected={0}) == [("early", 0.7)]
+    # Off (the default): one best per track.
+    assert run_policy(PublishPolicy(), [0.2, 0.62, 0.9]) == [("best", 0.9)]
+
+
+def test_early_publish_never_sends_below_min_score():
+    policy = PublishPolicy(min_score=0.5, early_score=0.1)
+    assert run_policy(policy, [0.2, 0.4, 0.55, 0.58]) == [("early", 0.55), ("best", 0.58)]
+    assert run_policy(policy, [0.2, 0.4]) == []
+
+
+def test_periodic_updates_with_early_publish_skip_the_face_already_sent():
+    policy = PublishPolicy(update_interval_s=2.0, early_score=0.6, early_update_margin=0.3)
+    # 0.61 early; small gains wait for the interval (0.64 at t=2, 0.65 at t=4); then nothing new, nothing sent.
+    events = run_policy(policy, [0.61, 0.63, 0.64, 0.65, 0.6, 0.6, 0.6, 0.6, 0.6])
+    assert events == [("early", 0.61), ("update", 0.64), ("update", 0.65)]
+    # Without early publish the periodic update repeats the best so far, and the end sends it again.
+    assert run_policy(PublishPolicy(update_interval_s=2.0), [0.5, 0.4, 0.4, 0.4, 0.4]) == [
+        ("update", 0.5), ("update", 0.5), ("best", 0.5)]
+
+
+def test_messages_per_track_are_bounded_by_the_margin():
+    policy = PublishPolicy(early_score=0.5, early_update_margin=0.1)
+    rising = list(np.linspace(0.5, 1.0, 200))
+    events = run_policy(policy, rising)
+    assert events[0][0] == "early" and len(events) <= 1 + 5 + 1
+    assert all(b[1] - a[1] >= 0.1 - 1e-9 for a, b in zip(events, events[1:-1]))

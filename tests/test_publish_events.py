@@ -1,0 +1,84 @@
+"""Which messages a real pipeline sends per track: early publish on and off, on the street clip.
+
+Every sent message is also written to the face spool, which stores the exact multipart parts
+(decoded and checked on the way in), so the tests read what a subscriber would have received.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+
+import jsonschema
+
+from edge.metrics import Metrics
+from edge.pipeline import Pipeline
+from edge.publish import load_schema
+from edge.spool import read_spool
+from test_pipeline_stages import RecordingObserver, file_config, run_with_timeout
+
+
+def run_clip(tmp_path, *overrides):
+    metrics, observer = Metrics(), RecordingObserver()
+    config = file_config("publish.spool.enabled=true", f"publish.spool.dir={tmp_path / 'spool'}", *overrides)
+    assert run_with_timeout(Pipeline(config, metrics=metrics, observer=observer)) == {"status": 0}
+    messages = [meta for meta, _ in read_spool(tmp_path / "spool")]
+    # Faces offered to each published track over its life, counted from its first sighting.
+    offers_per_key = Counter(key for _, key, _, _, _ in observer.offers)
+    track_ids = {key: track_id for _, key, track_id, _, _ in observer.offers if track_id is not None}
+    offers_per_track = {track_id: offers_per_key[key] for key, track_id in track_ids.items()}
+    return messages, metrics, offers_per_track
+
+
+def by_track(messages):
+    tracks = defaultdict(list)
+    for meta in messages:
+        tracks[meta["track_id"]].append(meta)
+    return tracks
+
+
+def test_early_publish_sends_a_face_while_the_track_is_live_and_a_bounded_few_after(tmp_path):
+    early_score, margin = 0.5, 0.1
+    messages, metrics, offers = run_clip(tmp_path, f"publish.early_score={early_score}",
+                                         f"publish.early_update_margin={margin}")
+    schema = load_schema()
+    for meta in messages:
+        jsonschema.validate(meta, schema)
+        assert meta["quality"]["score"] == round(100 * meta["score"])
+    early = [meta for meta in messages if meta["event"] == "early"]
+    assert early, "no track was published early"
+    assert metrics.value("faceedge_faces_published_total", stream="clip", event="early") == len(early)
+    for meta in early:
+        assert meta["score"] >= early_score
+        # Sent while the track was still being offered faces, not at its end.
+        assert meta["frames_seen"] < offers[meta["track_id"]]
+    bound = 1 + math.floor((1 - early_score) / margin) + 1
+    for track_id, sent in by_track(messages).items():
+        assert len(sent) <= bound, (track_id, [m["event"] for m in sent])
+        assert len({m["frame_index"] for m in sent}) == len(sent), "a face was sent twice"
+        events = [m["event"] for m in sent]
+        if events[-1] == "best":
+            assert sent[-1]["frames_seen"] == offers[track_id]
+        if "early" in events:
+            assert events[0] == "early" and events.count("early") == 1
+            scores = [m["score"] for m in sent if m["event"] == "update"]
+            last = sent[0]["score"]
+            for score in scores:
+                assert score >= last + margin - 1e-6
+                last = score
+
+
+def test_early_publish_is_off_by_default_one_best_per_track(tmp_path):
+    messages, metrics, _ = run_clip(tmp_path)
+    assert {meta["event"] for meta in messages} == {"best"}
+    tracks = by_track(messages)
+    assert all(len(sent) == 1 for sent in tracks.values())
+    assert len(tracks) == metrics.value("faceedge_tracks_ended_total", stream="clip") >= 3
+
+
+def test_early_publish_below_min_score_waits_for_min_score(tmp_path):
+    min_score = 0.6
+    messages, metrics, _ = run_clip(tmp_path, "publish.early_score=0.05", f"select.min_score={min_score}")
+    assert any(meta["event"] == "early" for meta in messages)
+    assert all(meta["score"] >= min_score for meta in messages)
+    assert metrics.value("faceedge_tracks_below_min_score_total", stream="clip") >= 1
