@@ -265,6 +265,7 @@ class VideoSource(threading.Thread):
             video = container.streams.video[0]
             video.thread_type = "AUTO"
             video.codec_context.thread_count = self.decoder_threads
+            self._skip_nonref(video)
             self._set_state("live")
             self._emit("connected")
             log.info("stream %s (%s): opened %s %dx%d", self.stream.id, self.safe_url, video.codec_context.name,

@@ -60,6 +60,21 @@ def test_interval_2_detects_every_third_frame_and_tracks_carry_over_the_skipped_
     assert 1 <= len(third.frames) <= len(every.frames)
 
 
+def test_a_wide_interval_skips_non_reference_frames_in_the_decoder_and_still_counts_every_frame():
+    frames = clip_frames()  # the clip alternates reference and non-reference frames
+    offers = TrackFrames()
+    metrics = run_file("detect.interval=3", "source.skip_nonref_from=3", observer=offers)
+    decoded = metrics.value("faceedge_frames_decoded_total", stream="clip")
+    detected = metrics.value("faceedge_frames_processed_total", stream="clip")
+    assert decoded <= 0.6 * frames  # about half decoded
+    assert detected == len(range(0, frames, 4))
+    assert metrics.value("faceedge_frames_skipped_total", stream="clip") == frames - detected
+    assert {index % 4 for indices in offers.frames.values() for index in indices} == {0}  # indices stay in frames
+    assert offers.frames
+    plain = run_file("detect.interval=3", "source.skip_nonref_from=null")
+    assert plain.value("faceedge_frames_decoded_total", stream="clip") == frames
+
+
 def test_cadence_widens_on_a_full_buffer_then_narrows_when_it_drains():
     now = [0.0]
     changes = []
