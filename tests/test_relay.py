@@ -105,3 +105,21 @@ def test_relay_with_curve_on_both_sides_passes_faces_only_to_allowed_subscribers
         relay.stop()
         box.close()
         context.term()
+
+
+def test_relay_cli_refuses_mismatched_curve_options_with_exit_2(tmp_path, caplog):
+    for name in ("box", "relay"):
+        assert main(["keys", "--out", str(tmp_path), "--name", name]) == 0
+    two_boxes = ["relay", "--bind", f"tcp://127.0.0.1:{free_port()}", "--connect", "tcp://127.0.0.1:1",
+                 "--connect", "tcp://127.0.0.1:2"]
+    box_key, relay_secret = str(tmp_path / "box.key"), str(tmp_path / "relay.key_secret")
+    assert main([*two_boxes, "--curve-server-key", box_key]) == 2
+    assert "--curve-client-key" in caplog.text
+    three_keys = [arg for _ in range(3) for arg in ("--curve-server-key", box_key)]
+    assert main([*two_boxes, *three_keys, "--curve-client-key", relay_secret]) == 2
+    assert "3 --curve-server-key for 2 --connect" in caplog.text
+    assert main([*two_boxes, "--curve-secret-key", relay_secret]) == 2
+    assert "--curve-allowed-clients" in caplog.text
+    assert main([*two_boxes, "--curve-secret-key", relay_secret, "--curve-allowed-clients",
+                 str(tmp_path / "missing")]) == 2
+    assert "relay --curve-allowed-clients" in caplog.text and "folder not found" in caplog.text
