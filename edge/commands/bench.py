@@ -1,4 +1,5 @@
-"""`faceedge bench --input FILE`: decode-only vs full pipeline, side by side in one run."""
+"""`faceedge bench --input FILE`: decode-only vs full pipeline, side by side in one run; `bench density`: real-time
+cameras per box."""
 
 from __future__ import annotations
 
