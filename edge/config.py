@@ -32,6 +32,8 @@ class StreamConfig(Section):
     # Per-stream overrides of detect.input_size and detect.min_face (null: use detect's).
     input_size: int | None = Field(None, ge=64, le=4096)
     min_face: int | None = Field(None, ge=0)
+    # Per-stream override of detect.interval (null: detect's).
+    interval: int | None = Field(None, ge=0)
 
     @field_validator("url")
     @classmethod
@@ -57,6 +59,10 @@ class SourceConfig(Section):
     # FFmpeg decoder threads per stream: auto (half the cores, shared among the streams, at least 1),
     # 0 (FFmpeg picks: a frame thread per core, plus one), or a number.
     decoder_threads: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
+    # From this detection interval on, the decoder skips frames no other frame refers to (FFmpeg
+    # skip_frame=NONREF: the non-reference B-frames, about half of the test clip's frames, which doubled its
+    # decode speed); null: decode every frame. Streams without B-frames (most cameras) decode as before.
+    skip_nonref_from: int | None = Field(3, ge=1)
 
 
 class DetectConfig(Section):
@@ -68,6 +74,15 @@ class DetectConfig(Section):
     nms_threshold: float = Field(0.3, ge=0, le=1)
     # Shorter side of the face box in source pixels below which a face is ignored.
     min_face: int = Field(16, ge=0)
+    # Frames skipped between detections (0: every frame); norfair's motion prediction carries the
+    # tracks across them. null: live_interval for streams that drop frames like a camera, 0 for
+    # streams that wait (files).
+    interval: int | None = Field(None, ge=0)
+    live_interval: int = Field(2, ge=0)
+    # A camera-like stream whose buffer is full widens its interval by one, up to this, before it
+    # drops a frame; after narrow_after_s without a full buffer it narrows by one again.
+    max_interval: int = Field(8, ge=0)
+    narrow_after_s: float = Field(5.0, gt=0)
 
 
 class TrackConfig(Section):
@@ -133,6 +148,9 @@ class SpoolConfig(Section):
 
 class PublishConfig(Section):
     bind: str = "tcp://0.0.0.0:5556"
+    # Names this box in every message (`instance`), so faces fanned in through a relay stay apart.
+    # null: the host name.
+    instance: str | None = Field(None, min_length=1, max_length=253)
     update_interval_s: float | None = Field(None, gt=0)
     # Early publish (null: off): a confirmed track's first face scoring at least this (and
     # select.min_score) goes out at once as `early`; a face at least early_update_margin above the

@@ -33,6 +33,18 @@ class Metrics:
         self.frames_dropped = Counter("faceedge_frames_dropped_total",
                                       "Decoded frames discarded because the stream's queue was full", ["stream"],
                                       registry=r)
+        self.frames_skipped = Counter("faceedge_frames_skipped_total",
+                                      "Decoded frames not detected: between detections (detect.interval)", ["stream"],
+                                      registry=r)
+        self.detect_interval = Gauge("faceedge_detect_interval", "Frames skipped between detections now", ["stream"],
+                                     registry=r)
+        self.detect_interval_changes = Counter(
+            "faceedge_detect_interval_changes_total",
+            "Load-adaptive changes of the detection interval (widened: the buffer was full)", ["stream", "direction"],
+            registry=r)
+        self.frame_latency = Histogram("faceedge_frame_latency_seconds",
+                                       "From a frame's decoding to the end of its tracking and scoring", ["stream"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
         self.packets_skipped = Counter("faceedge_packets_skipped_total",
                                        "Packets the decoder rejected (damaged or cut off), skipped", ["stream"],
                                        registry=r)
@@ -59,12 +71,28 @@ class Metrics:
                                        ["stream", "stage"], buckets=LATENCY_BUCKETS, registry=r)
         register_model_info(r)  # faceedge_model_info{model,backend,precision}
         self.streams: dict[str, dict] = {}
+        # Raw frame latencies per stream, for `faceedge bench density` percentiles.
+        self.latency_samples: dict[str, list[float]] | None = {} if keep_samples else None
         self._lock = threading.Lock()
 
     def observe(self, stream: str, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stream, stage).observe(seconds)
         if self.samples is not None:
             self.samples.setdefault(stage, []).append(seconds)
+
+    def frame_done(self, stream: str, latency_s: float) -> None:
+        self.frames_processed.labels(stream).inc()
+        self.frame_latency.labels(stream).observe(latency_s)
+        if self.latency_samples is not None:
+            self.latency_samples.setdefault(stream, []).append(latency_s)
+
+    def set_detect_interval(self, stream: str, interval: int, direction: str | None = None) -> None:
+        """The stream's interval now; `direction` (widened, narrowed) when load changed it."""
+        self.detect_interval.labels(stream).set(interval)
+        if direction is not None:
+            self.detect_interval_changes.labels(stream, direction).inc()
+        with self._lock:
+            self.streams.setdefault(stream, {"state": "connecting", "last_error": ""})["detect_interval"] = interval
 
     def value(self, sample: str, **labels) -> float:
         """Current value of one sample, e.g. value("faceedge_reconnects_total", stream="door")."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from .align import align_face, context_box
+from .cadence import DetectCadence
 from .config import Config
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
@@ -116,6 +118,7 @@ class StreamState:
     public_ids: dict = field(default_factory=dict)  # track key -> published track id
     next_track_id: int = 1
     failed: str = ""
+    last_index: int | None = None  # of the last frame tracked: the gap since is norfair's period
 
 
 class Pipeline:
@@ -130,6 +133,7 @@ class Pipeline:
         self.enhancer = enhancer or make_enhancer(config.enhance, config.inference)
         self.observer = observer
         self.publish_policy = PublishPolicy.from_config(config)
+        self.instance = config.publish.instance or socket.gethostname()
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.jobs: queue.Queue = queue.Queue()
@@ -148,7 +152,8 @@ class Pipeline:
             buffer = FrameBuffer(config.source.queue_size, block, self.wake,
                                  on_drop=self.metrics.frames_dropped.labels(stream.id).inc)
             source = VideoSource(stream, config.source, stream.input_size or config.detect.input_size,
-                                 decoder_threads, buffer, self.metrics, self.stop_event)
+                                 decoder_threads, buffer, self.metrics, self.stop_event,
+                                 self._cadence(stream, camera_like=not block))
             min_face = config.detect.min_face if stream.min_face is None else stream.min_face
             self.streams[stream.id] = StreamState(source, buffer, min_face, self._new_tracker())
             self.metrics.stream_state(stream.id, "connecting")
@@ -156,6 +161,18 @@ class Pipeline:
         # Operations: local face spool (None when disabled) and systemd notifications (no-op outside systemd).
         self.spool = Spool.from_config(config.publish.spool)
         self.notifier = SystemdNotifier()
+
+    def _cadence(self, stream, camera_like: bool) -> DetectCadence:
+        """Streams that drop frames like a camera detect every live_interval+1-th frame by default and adapt
+        to load; streams that wait (files) detect every frame unless an interval is set."""
+        cfg = self.config.detect
+        interval = stream.interval if stream.interval is not None else cfg.interval
+        if interval is None:
+            interval = cfg.live_interval if camera_like else 0
+        self.metrics.set_detect_interval(stream.id, interval)
+        return DetectCadence(interval, cfg.max_interval if camera_like else None, cfg.narrow_after_s,
+                             on_change=lambda now, direction: self.metrics.set_detect_interval(stream.id, now,
+                                                                                               direction))
 
     def _new_tracker(self) -> FaceTracker:
         t = self.config.track
@@ -270,6 +287,7 @@ class Pipeline:
             # A gap in the video: tracks cannot continue across it, so each ends with its best face.
             self._end_tracks(event.stream, state, list(state.best))
             state.tracker = self._new_tracker()
+            state.last_index = None
         elif event.kind == "finished":
             self._end_tracks(event.stream, state, list(state.best))
             if event.detail not in ("end of file", "stopped"):
@@ -284,7 +302,7 @@ class Pipeline:
             self.metrics.observe(stream, "detect", detected.detect_s)
             self.metrics.observe(stream, "align", frame.align_s)
             tracking = time.perf_counter()
-            update = state.tracker.update([face.detection for face in frame.faces])
+            update = state.tracker.update([face.detection for face in frame.faces], period=self._period(state, packet))
             self.metrics.observe(stream, "track", time.perf_counter() - tracking)
             by_detection = {id(face.detection): face for face in frame.faces}
             for key, det in update.matched:
@@ -312,7 +330,15 @@ class Pipeline:
             # Scoring is one call for the whole round, so each of its frames is charged the round's time.
             self.metrics.observe(stream, "select", selected - selecting)
             self.metrics.tracks_active.labels(stream).set(sum(frame.state.tracker.live().values()))
-            self.metrics.frames_processed.labels(stream).inc()
+            self.metrics.frame_done(stream, time.time() - frame.packet.wall)
+
+    def _period(self, state: StreamState, packet: FramePacket) -> int:
+        """Frames since the stream's last tracked frame (skipped or dropped in between), norfair's period.
+        Capped at initialization_delay: norfair starts a track's hit counter at the period, so a longer one
+        would confirm every detection, a spurious one too, on sight."""
+        gap = 1 if state.last_index is None else packet.index - state.last_index
+        state.last_index = packet.index
+        return max(1, min(gap, self.config.track.initialization_delay))
 
     def _faces(self, state: StreamState, packet: FramePacket, detections: list[Detection]) -> list[Candidate]:
         """Detections in source pixels, at least min_face, each cut from the full frame and aligned."""
@@ -355,6 +381,7 @@ class Pipeline:
         det = cand.detection
         meta = {
             "schema": SCHEMA,
+            "instance": self.instance,
             "event": event,
             "stream": stream,
             "track_id": track_id,

@@ -53,14 +53,14 @@ def load_key_pair(path: str | Path, what: str = "secret key file") -> tuple[byte
     return _load(path, what, need_secret=True)
 
 
-def allowed_client_keys(directory: str | Path) -> list[bytes]:
+def allowed_client_keys(directory: str | Path, what: str = "publish.curve.allowed_clients_dir") -> list[bytes]:
     """Every `*.key` in the folder, each checked so a corrupt one is named rather than skipped."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ConfigError(f"publish.curve.allowed_clients_dir {directory}: folder not found")
+        raise ConfigError(f"{what} {directory}: folder not found")
     keys = [load_public_key(path, "allowed client key file") for path in sorted(directory.glob("*.key"))]
     if not keys:
-        raise ConfigError(f"publish.curve.allowed_clients_dir {directory}: no client public keys (*.key); "
+        raise ConfigError(f"{what} {directory}: no client public keys (*.key); "
                           "no subscriber could connect")
     return keys
 
@@ -68,9 +68,11 @@ def allowed_client_keys(directory: str | Path) -> list[bytes]:
 class CurveServer:
     """Makes a socket a CURVE server; a ZAP authenticator admits only the allowed clients' keys."""
 
-    def __init__(self, context: zmq.Context, secret_key_file: str | Path, allowed_clients_dir: str | Path):
-        self.public, self.secret = load_key_pair(secret_key_file, "publish.curve.server_secret_key")
-        count = len(allowed_client_keys(allowed_clients_dir))
+    def __init__(self, context: zmq.Context, secret_key_file: str | Path, allowed_clients_dir: str | Path,
+                 names: tuple[str, str] = ("publish.curve.server_secret_key", "publish.curve.allowed_clients_dir")):
+        """`names`: what an error calls the two files (config keys, or a command's options)."""
+        self.public, self.secret = load_key_pair(secret_key_file, names[0])
+        count = len(allowed_client_keys(allowed_clients_dir, names[1]))
         self.authenticator = ThreadAuthenticator(context, log=logging.getLogger("faceedge.zap"))
         self.authenticator.start()
         self.authenticator.configure_curve(domain="*", location=os.fspath(allowed_clients_dir))

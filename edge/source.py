@@ -27,6 +27,8 @@ import cv2
 from av.video.reformatter import VideoReformatter
 import numpy as np
 
+from .cadence import DetectCadence
+
 log = logging.getLogger("faceedge.source")
 
 
@@ -157,6 +159,12 @@ class FrameBuffer:
         with self._cond:
             return len(self._items)
 
+    @property
+    def full(self) -> bool:
+        """The next frame would be dropped (or wait)."""
+        with self._cond:
+            return self._frames >= self.capacity
+
 
 def is_live_url(url: str) -> bool:
     scheme = urlsplit(url).scheme.lower()
@@ -184,9 +192,10 @@ class VideoSource(threading.Thread):
     """Decodes one stream into its `FrameBuffer` until stopped; reconnects on failure."""
 
     def __init__(self, stream, source_cfg, detect_size: int, decoder_threads: int, buffer: FrameBuffer, metrics,
-                 stop: threading.Event):
+                 stop: threading.Event, cadence: DetectCadence | None = None):
         super().__init__(name=f"source-{stream.id}", daemon=True)
         self.stream, self.cfg, self.detect_size = stream, source_cfg, detect_size
+        self.cadence = cadence or DetectCadence(0)
         self.decoder_threads = decoder_threads
         self.buffer, self.metrics, self.stop_event = buffer, metrics, stop
         self.safe_url = mask_url(stream.url)
@@ -256,22 +265,43 @@ class VideoSource(threading.Thread):
             video = container.streams.video[0]
             video.thread_type = "AUTO"
             video.codec_context.thread_count = self.decoder_threads
+            self._skip_nonref(video)
             self._set_state("live")
             self._emit("connected")
             log.info("stream %s (%s): opened %s %dx%d", self.stream.id, self.safe_url, video.codec_context.name,
                      video.codec_context.width, video.codec_context.height)
             started = time.monotonic()
-            first_pts = None
+            first_pts = previous_pts = None
+            was_skipping = False
+            rate = video.average_rate or video.guessed_rate
+            frame_s = 1 / float(rate) if rate else None
             waited = time.perf_counter()
             for frame in self._frames(container, video):
                 if self.stop_event.is_set():
                     return False
                 pts_s = float(frame.time) if frame.time is not None else None
+                elapsed = 1
+                skipping = video.codec_context.skip_frame == "NONREF"
+                if (skipping or was_skipping) and None not in (pts_s, previous_pts, frame_s):
+                    # Frames the decoder skipped still count: indices and tracker periods stay in frames.
+                    elapsed = max(1, round((pts_s - previous_pts) / frame_s))
+                previous_pts, was_skipping = pts_s, skipping
+                self._skip_nonref(video)
                 if self.stream.realtime and pts_s is not None:
                     first_pts = pts_s if first_pts is None else first_pts
                     ahead = (pts_s - first_pts) - (time.monotonic() - started)
                     if ahead > 0 and self.stop_event.wait(ahead):
                         return False
+                self.metrics.frames_decoded.labels(self.stream.id).inc()
+                self.index += elapsed - 1
+                if elapsed > 1:
+                    self.metrics.frames_skipped.labels(self.stream.id).inc(elapsed - 1)
+                if not self.cadence.admit(self.buffer.full, elapsed):
+                    # Skipped before any conversion: between detections, only its count is kept.
+                    self.index += 1
+                    self.metrics.frames_skipped.labels(self.stream.id).inc()
+                    waited = time.perf_counter()
+                    continue
                 width, height = detector_shape(frame.width, frame.height, self.detect_size)
                 # Area averaging: anti-aliased like a proper downscale, and cheaper than swscale's default.
                 # One thread: the decoder's own threads and the worker already fill the cores.
@@ -279,12 +309,18 @@ class VideoSource(threading.Thread):
                                              threads=1).to_ndarray()
                 packet = FramePacket(self.stream.id, self.index, pts_s, time.time(), image, FullFrame(frame))
                 self.index += 1
-                self.metrics.frames_decoded.labels(self.stream.id).inc()
                 # Decode + conversion to detector resolution (includes waiting for the network).
                 self.metrics.observe(self.stream.id, "decode", time.perf_counter() - waited)
                 self._enqueue(packet)
                 waited = time.perf_counter()
             return True
+
+    def _skip_nonref(self, video) -> None:
+        """Follow the (load-adaptive) interval: skip non-reference frames in the decoder while it is wide."""
+        threshold = self.cfg.skip_nonref_from
+        wanted = "NONREF" if threshold is not None and self.cadence.interval >= threshold else "DEFAULT"
+        if video.codec_context.skip_frame != wanted:
+            video.codec_context.skip_frame = wanted
 
     def _frames(self, container, video):
         """Decoded frames. A packet the decoder rejects (a file cut off mid-packet, a damaged RTP

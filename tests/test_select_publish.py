@@ -42,8 +42,8 @@ def test_best_face_rejects_edge_faces_unless_nothing_else_was_seen():
 
 
 def meta(**changes):
-    base = {"schema": "faceedge.face/2", "event": "best", "stream": "cam0", "track_id": 3, "frame_index": 10,
-            "pts_s": 0.4, "wall_time": "2026-01-01T00:00:00+00:00", "bbox": [1, 2, 3, 4],
+    base = {"schema": "faceedge.face/2", "instance": "box1", "event": "best", "stream": "cam0", "track_id": 3,
+            "frame_index": 10, "pts_s": 0.4, "wall_time": "2026-01-01T00:00:00+00:00", "bbox": [1, 2, 3, 4],
             "landmarks": [[1, 2]] * 5, "det_score": 0.9, "score": 0.5, "scorer": {"name": "h", "version": "1"},
             "sr_applied": False, "sr_model": None, "edge_rejected": False, "frames_seen": 4,
             "track_duration_s": 0.2,
