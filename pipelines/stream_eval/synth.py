@@ -129,9 +129,14 @@ def background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def plan_shot(people: list[Person], start: int, end: int, rng: np.random.Generator,
-              size: tuple[int, int]) -> list[Walk]:
-    """Walks for the people of one shot; the first two cross each other's path."""
+def plan_shot(people: list[Person], start: int, end: int, rng: np.random.Generator, size: tuple[int, int],
+              hand_over: tuple[float, float, float] | None = None) -> list[Walk]:
+    """Walks for the people of one shot; the first two cross each other's path.
+
+    The first walk of the first shot lasts until the cut; with `hand_over` (that walk's face centre
+    and size at the cut) the second shot opens on its first person at the same place and size, so a
+    track that survives the camera switch takes in another person.
+    """
     width, height = size
     walks = []
     for index, person in enumerate(people):
@@ -143,6 +148,11 @@ def plan_shot(people: list[Person], start: int, end: int, rng: np.random.Generat
         x_from, x_to = (width + 20, rng.uniform(0.1, 0.5) * width) if leftwards else \
             (-20, rng.uniform(0.5, 0.9) * width)
         far, near = rng.uniform(12, 20), rng.uniform(70, 200)
+        if index == 0 and hand_over is not None:
+            x_from, y, far = hand_over
+            begin, x_to, near = start, rng.uniform(0.2, 0.8) * width, max(hand_over[2] * 1.5, near)
+        elif index == 0:
+            finish = end
         walks.append(Walk(person, begin, finish, ((x_from, y), (x_to, y + rng.uniform(-30, 30))),
                           (far, near), rng.uniform(0.4, 0.7)))
     return walks
@@ -237,8 +247,10 @@ def make_clip(path: Path, first: list[Person], second: list[Person], seed: int, 
     rng = np.random.default_rng(seed)
     frames = int(round(seconds * fps))
     cut = int(frames * rng.uniform(0.45, 0.6))
-    shots = [(0, cut, plan_shot(first, 0, cut, rng, size), background(rng, size)),
-             (cut, frames, plan_shot(second, cut, frames, rng, size), background(rng, size))]
+    opening = plan_shot(first, 0, cut, rng, size)
+    at_cut = opening[0].at(cut - 1)
+    shots = [(0, cut, opening, background(rng, size)),
+             (cut, frames, plan_shot(second, cut, frames, rng, size, at_cut[:3]), background(rng, size))]
     bar_speed = rng.uniform(6, 12)
     exposure_period, exposure_depth = rng.uniform(2.0, 4.0) * fps, rng.uniform(0.15, 0.35)
     names = list(dict.fromkeys(p.identity for p in first + second))
