@@ -94,8 +94,8 @@ class TrackConfig(Section):
 
 class SelectConfig(Section):
     # "selection": learned P(SFace identifies this face) (seed 002); "quality": learned image quality;
-    # "heuristic": detector score x size x sharpness.
-    scorer: Literal["selection", "quality", "heuristic"] = "selection"
+    # "heuristic": detector score x size x sharpness; "detector": the detector's score alone.
+    scorer: Literal["selection", "quality", "heuristic", "detector"] = "selection"
     selection_model: str = "weights:selection.onnx"
     quality_model: str = "weights:quality.onnx"
     # A track whose best score is below this ends without being published (counted in

@@ -122,10 +122,22 @@ class LearnedScorer:
         return expit(scores) if self.gives_logits else scores
 
 
+class DetectorScorer:
+    """The detector's own confidence: the baseline a learned scorer must beat."""
+
+    name = "detector"
+    version = "1"
+
+    def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
+        return np.array([cand.detection.score for cand in candidates], dtype=np.float64)
+
+
 def make_scorer(config, inference=None) -> Scorer:
     """Build the scorer named by `select.scorer` (a `SelectConfig`), on the `inference` section's backend."""
     if config.scorer == "heuristic":
         return HeuristicScorer()
+    if config.scorer == "detector":
+        return DetectorScorer()
     if config.scorer in SCORER_INPUTS:
         model = getattr(config, f"{config.scorer}_model")
         return LearnedScorer(config.scorer, model, SCORER_INPUTS[config.scorer], inference)

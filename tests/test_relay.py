@@ -13,7 +13,7 @@ import zmq
 from conftest import VIDEO, faceedge_cmd, free_port
 from edge.cli import main
 from edge.config import CurveConfig
-from edge.publish import Publisher, decode_message, encode_message
+from edge.publish import SCHEMA, Publisher, decode_message, encode_message
 from edge.relay import Relay
 from edge.security import CurveClientKeys
 from edge.spool import read_spool
@@ -92,7 +92,7 @@ def test_relay_with_curve_on_both_sides_passes_faces_only_to_allowed_subscribers
     try:
         got = None
         for n in range(50):  # until the subscription has travelled viewer -> relay -> box
-            box.send(encode_message({"schema": "faceedge.face/1", "instance": "box", "event": "best",
+            box.send(encode_message({"schema": SCHEMA, "instance": "box", "event": "best",
                                      "stream": "door", "track_id": n + 1}, face, face))
             if viewer.poll(100):
                 got = decode_message(viewer.recv_multipart()).meta

@@ -1,4 +1,4 @@
-"""`faceedge eval selection|sr`: evaluations that print side-by-side comparisons."""
+"""`faceedge eval selection|sr|stream`: evaluations that print side-by-side comparisons."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from . import add_module_subcommands, run_module
 EVALUATIONS = {
     "selection": ("pipelines.selection.evaluate", "scorers' error-versus-discard and best-of-track rank-1"),
     "sr": ("pipelines.sr.evaluate", "SR vs bicubic: PSNR, SSIM, identity cosine, rank-1"),
+    "stream": ("pipelines.stream_eval.cli", "the real pipeline on labelled video: people recovered, efficiency, purity"),
 }
 
 
