@@ -32,12 +32,15 @@ import numpy as np
 
 from .align import align_face, context_box
 from .config import Config
+from .cuts import CutDetector
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
 from .errors import ConfigError
+from .identity import IdentityCheck, TrackIdentity
 from .metrics import Metrics, MetricsServer
 from .notify import SystemdNotifier
 from .publish import Publisher, encode_message
+from .recognize import SFaceRecognizer
 from .select import BestFace, Candidate, make_scorer
 from .spool import Spool
 from .source import (FrameBuffer, FramePacket, StreamEvent, VideoSource, decoder_thread_count, is_live_url,
@@ -55,6 +58,16 @@ def make_detector(config: Config):
         return ScrfdDetector(cfg.model, score_threshold=cfg.score_threshold)
     return YuNetDetector(cfg.model, score_threshold=cfg.score_threshold, nms_threshold=cfg.nms_threshold,
                          backend=open_model("detector", config.inference, ref=cfg.model))
+
+
+def make_identity_check(config: Config) -> IdentityCheck | None:
+    from trt_engines.models import open_model
+
+    cfg = config.track
+    if not cfg.identity_check:
+        return None
+    recognizer = SFaceRecognizer(backend=open_model("recognizer", config.inference))
+    return IdentityCheck(recognizer, cfg.identity_min_cosine, cfg.identity_min_score, cfg.identity_check_interval)
 
 
 def stream_id_for(url: str) -> str:
@@ -110,7 +123,9 @@ class StreamState:
     buffer: FrameBuffer
     min_face: int  # source pixels; smaller detections are dropped
     tracker: FaceTracker
+    cuts: CutDetector | None
     best: dict = field(default_factory=dict)  # track key -> BestFace
+    identities: dict = field(default_factory=dict)  # track key -> TrackIdentity
     public_ids: dict = field(default_factory=dict)  # track key -> published track id
     next_track_id: int = 1
     failed: str = ""
@@ -118,7 +133,7 @@ class StreamState:
 
 class Pipeline:
     def __init__(self, config: Config, *, detector=None, scorer=None, enhancer=None, metrics: Metrics | None = None,
-                 observer: CandidateObserver | None = None):
+                 observer: CandidateObserver | None = None, identity: IdentityCheck | None = None):
         if not config.streams:
             raise ConfigError("no streams configured: give --rtsp URL, --input FILE or 'streams' in the config")
         self.config = config
@@ -126,6 +141,7 @@ class Pipeline:
         self.detector = detector or make_detector(config)
         self.scorer = scorer or make_scorer(config.select, config.inference)
         self.enhancer = enhancer or make_enhancer(config.enhance, config.inference)
+        self.identity = identity or make_identity_check(config)
         self.observer = observer
         self.stop_event = threading.Event()
         self.wake = threading.Event()
@@ -147,7 +163,8 @@ class Pipeline:
             source = VideoSource(stream, config.source, stream.input_size or config.detect.input_size,
                                  decoder_threads, buffer, self.metrics, self.stop_event)
             min_face = config.detect.min_face if stream.min_face is None else stream.min_face
-            self.streams[stream.id] = StreamState(source, buffer, min_face, self._new_tracker())
+            cuts = None if config.track.cut_threshold is None else CutDetector(config.track.cut_threshold)
+            self.streams[stream.id] = StreamState(source, buffer, min_face, self._new_tracker(), cuts)
             self.metrics.stream_state(stream.id, "connecting")
         self._publisher_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
         # Operations: local face spool (None when disabled) and systemd notifications (no-op outside systemd).
@@ -265,8 +282,9 @@ class Pipeline:
     def _on_event(self, state: StreamState, event: StreamEvent) -> None:
         if event.kind == "disconnected":
             # A gap in the video: tracks cannot continue across it, so each ends with its best face.
-            self._end_tracks(event.stream, state, list(state.best))
-            state.tracker = self._new_tracker()
+            self._restart_tracking(event.stream, state)
+            if state.cuts is not None:
+                state.cuts.reset()
         elif event.kind == "finished":
             self._end_tracks(event.stream, state, list(state.best))
             if event.detail not in ("end of file", "stopped"):
@@ -281,9 +299,16 @@ class Pipeline:
             self.metrics.observe(stream, "detect", detected.detect_s)
             self.metrics.observe(stream, "align", frame.align_s)
             tracking = time.perf_counter()
+            if state.cuts is not None and state.cuts.is_cut(packet.image):
+                # A new shot: whoever is where a face was is not that face.
+                self.metrics.scene_cuts.labels(stream).inc()
+                self._restart_tracking(stream, state)
             update = state.tracker.update([face.detection for face in frame.faces])
             self.metrics.observe(stream, "track", time.perf_counter() - tracking)
             by_detection = {id(face.detection): face for face in frame.faces}
+            if self.identity is not None:
+                for key in update.resumed:
+                    state.identities.setdefault(key, TrackIdentity()).recheck = True
             for key, det in update.matched:
                 matches.append((state, packet, key))
                 candidates.append(by_detection[id(det)])
@@ -296,9 +321,13 @@ class Pipeline:
         selecting = time.perf_counter()
         scores = self.scorer.score(candidates) if candidates else []
         margin = self.config.select.edge_margin
-        for (state, packet, key), cand, score in zip(matches, candidates, scores):
+        offers = [(state, packet, key, cand, float(score), cand.touches_edge(margin))
+                  for (state, packet, key), cand, score in zip(matches, candidates, scores)]
+        if self.identity is not None:
+            self._check_identities(offers)
+        for state, packet, key, cand, score, rejected in offers:
             best = state.best.setdefault(key, BestFace())
-            best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
+            best.offer(cand, score, rejected, packet.wall)
             if self.observer is not None:
                 self.observer.offered(packet.stream, key, state.public_ids.get(key), cand, float(score))
         for frame in detected.frames:
@@ -310,6 +339,42 @@ class Pipeline:
             self.metrics.observe(stream, "select", selected - selecting)
             self.metrics.tracks_active.labels(stream).set(sum(frame.state.tracker.live().values()))
             self.metrics.frames_processed.labels(stream).inc()
+
+    def _check_identities(self, offers: list) -> None:
+        """Embed the offers the identity check wants (one recognizer call), split the tracks they disagree with."""
+        checks = []
+        for state, packet, key, cand, score, rejected in offers:
+            best = state.best.get(key)
+            would_be_best = best is None or best.would_take(score, rejected)
+            track = state.identities.setdefault(key, TrackIdentity())
+            if self.identity.wants(track, score, would_be_best):
+                checks.append((state, packet.stream, key, cand, track, would_be_best))
+        if not checks:
+            return
+        embeddings = self.identity.embed([cand.aligned for *_, cand, _, _ in checks])
+        for (state, stream, key, cand, track, would_be_best), embedding in zip(checks, embeddings):
+            if not self.identity.same_person(track, embedding):
+                self.metrics.track_splits.labels(stream).inc()
+                self._split_track(stream, state, key)
+                track = state.identities.setdefault(key, TrackIdentity())
+                would_be_best = True  # the first face of the new part
+            if would_be_best or track.reference is None:
+                track.reference = embedding
+
+    def _split_track(self, stream: str, state: StreamState, key) -> None:
+        """End the track's part so far (published as any ended track) and go on under a new published id."""
+        confirmed = key in state.public_ids
+        self._end_tracks(stream, state, [key])
+        if confirmed:
+            state.public_ids[key] = state.next_track_id
+            state.next_track_id += 1
+
+    def _restart_tracking(self, stream: str, state: StreamState) -> None:
+        """End every track of the stream with its best face; a new tracker starts from nothing."""
+        self._end_tracks(stream, state, list(state.best))
+        state.public_ids.clear()  # keys never offered a face: nothing to publish, and the new tracker reuses keys
+        state.identities.clear()
+        state.tracker = self._new_tracker()
 
     def _faces(self, state: StreamState, packet: FramePacket, detections: list[Detection]) -> list[Candidate]:
         """Detections in source pixels, at least min_face, each cut from the full frame and aligned."""
@@ -327,6 +392,7 @@ class Pipeline:
 
     def _end_tracks(self, stream: str, state: StreamState, keys) -> None:
         for key in keys:
+            state.identities.pop(key, None)
             best = state.best.pop(key, None)
             track_id = state.public_ids.pop(key, None)
             if best is None or best.candidate is None or track_id is None:

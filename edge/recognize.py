@@ -23,11 +23,11 @@ class SFaceRecognizer:
     # OpenCV's published cosine threshold for SFace (same identity at or above it).
     cosine_threshold = 0.363
 
-    def __init__(self, model: str = "bundled:sface", threads: int = 0):
+    def __init__(self, model: str = "bundled:sface", threads: int = 0, backend=None):
         from trt_engines.backends import open_backend
         from trt_engines.models import batched_onnx
 
-        self.backend = open_backend(batched_onnx(model), threads=threads)
+        self.backend = backend or open_backend(batched_onnx(model), threads=threads)
         self.input_name = self.backend.input_names[0]
 
     def embed(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:

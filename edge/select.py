@@ -152,10 +152,14 @@ class BestFace:
             self.first_wall = wall
         self.last_pts_s = candidate.pts_s
         self.last_wall = wall
-        if (not rejected, score) > (not self.rejected, self.score):
+        if self.would_take(score, rejected):
             self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
             return True
         return False
+
+    def would_take(self, score: float, rejected: bool) -> bool:
+        """Whether a candidate with this score and edge flag would become the best."""
+        return (not rejected, score) > (not self.rejected, self.score)
 
     @property
     def duration_s(self) -> float:
