@@ -79,15 +79,18 @@ class TrackConfig(Section):
     # shot cut and ends every track of its stream (edge/cuts.py; on the shared clips cuts score 0.95-1.07,
     # flicker and motion at most 0.25). null: no cut detection.
     cut_threshold: float | None = Field(0.5, gt=0, le=2)
-    # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py).
-    identity_check: bool = True
+    # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py). Off by
+    # default: on people_1080p it cost 28-33 % of pipeline frames/s (bench, idle host), over the 10 % budget.
+    identity_check: bool = False
     # Cosine to the track's reference below which a face is another person (SFace's same-person
-    # threshold is 0.363; lower, so that a turned head of the same person does not split its track).
-    identity_min_cosine: float = Field(0.2, ge=-1, le=1)
+    # threshold is 0.363; lower, so that a turned head of the same person rarely splits its track; on
+    # identities_large photos 0.9 % of other-person pairs reach 0.3 and 2.9 % of same-person pairs fall below).
+    identity_min_cosine: float = Field(0.3, ge=-1, le=1)
     # Only faces scoring at least this (select's scorer) are embedded and compared.
     identity_min_score: float = Field(0.5, ge=0, le=1)
-    # A track's face is embedded at least once per this many of its frames, besides every new best.
-    identity_check_interval: int = Field(8, ge=1)
+    # A track has one face embedded per this many of its frames (its best when that changed, else the
+    # frame's face), and at once when it is matched again after frames unseen.
+    identity_check_interval: int = Field(16, ge=1)
 
 
 class SelectConfig(Section):

@@ -341,25 +341,28 @@ class Pipeline:
             self.metrics.frames_processed.labels(stream).inc()
 
     def _check_identities(self, offers: list) -> None:
-        """Embed the offers the identity check wants (one recognizer call), split the tracks they disagree with."""
+        """Embed the faces due a check (one recognizer call) and split the tracks they disagree with."""
         checks = []
         for state, packet, key, cand, score, rejected in offers:
-            best = state.best.get(key)
-            would_be_best = best is None or best.would_take(score, rejected)
             track = state.identities.setdefault(key, TrackIdentity())
-            if self.identity.wants(track, score, would_be_best):
-                checks.append((state, packet.stream, key, cand, track, would_be_best))
+            best = state.best.get(key)
+            chosen = self.identity.choose(track, best, cand, score)
+            if chosen is not None:
+                checks.append((state, packet.stream, key, track, best, chosen, (cand, score, rejected)))
         if not checks:
             return
-        embeddings = self.identity.embed([cand.aligned for *_, cand, _, _ in checks])
-        for (state, stream, key, cand, track, would_be_best), embedding in zip(checks, embeddings):
-            if not self.identity.same_person(track, embedding):
-                self.metrics.track_splits.labels(stream).inc()
-                self._split_track(stream, state, key)
-                track = state.identities.setdefault(key, TrackIdentity())
-                would_be_best = True  # the first face of the new part
-            if would_be_best or track.reference is None:
-                track.reference = embedding
+        embeddings = self.identity.embed([chosen.aligned for *_, chosen, _ in checks])
+        for (state, stream, key, track, best, chosen, offer), embedding in zip(checks, embeddings):
+            if self.identity.same_person(track, embedding):
+                if best is not None and chosen is best.candidate:
+                    track.reference, track.verified = embedding, (best.candidate, best.score, best.rejected)
+                continue
+            if best is not None and chosen is best.candidate:
+                best.keep(*track.verified)  # the face that disagreed never stands for the old part
+            self.metrics.track_splits.labels(stream).inc()
+            self._split_track(stream, state, key)
+            if chosen is offer[0]:  # the new part's first face, already embedded
+                state.identities[key] = TrackIdentity(reference=embedding, verified=offer)
 
     def _split_track(self, stream: str, state: StreamState, key) -> None:
         """End the track's part so far (published as any ended track) and go on under a new published id."""

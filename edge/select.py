@@ -152,14 +152,14 @@ class BestFace:
             self.first_wall = wall
         self.last_pts_s = candidate.pts_s
         self.last_wall = wall
-        if self.would_take(score, rejected):
+        if (not rejected, score) > (not self.rejected, self.score):
             self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
             return True
         return False
 
-    def would_take(self, score: float, rejected: bool) -> bool:
-        """Whether a candidate with this score and edge flag would become the best."""
-        return (not rejected, score) > (not self.rejected, self.score)
+    def keep(self, candidate: Candidate, score: float, rejected: bool) -> None:
+        """Make an earlier candidate the best again (the later one turned out to be someone else)."""
+        self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
 
     @property
     def duration_s(self) -> float:

@@ -115,7 +115,7 @@ def test_a_face_replaced_in_place_without_a_cut_splits_its_track(people, tmp_pat
     change = 17
     assert max(dissimilarity(thumbnail_signature(x), thumbnail_signature(y))
                for x, y in zip(frames, frames[1:])) < load_config().track.cut_threshold  # no cut to help
-    metrics, log = run_clip(write_clip(tmp_path / "replaced.mp4", frames))
+    metrics, log = run_clip(write_clip(tmp_path / "replaced.mp4", frames), "track.identity_check=true")
     assert metrics.value("faceedge_scene_cuts_total", stream="clip") == 0
     assert metrics.value("faceedge_track_splits_total", stream="clip") >= 1
     sides = sides_per_track(log, change)
@@ -125,7 +125,7 @@ def test_a_face_replaced_in_place_without_a_cut_splits_its_track(people, tmp_pat
 
 def test_a_still_face_does_not_split_its_track(people, tmp_path):
     person_a, _ = people
-    metrics, log = run_clip(write_clip(tmp_path / "still.mp4", [person_a] * 24))
+    metrics, log = run_clip(write_clip(tmp_path / "still.mp4", [person_a] * 24), "track.identity_check=true")
     assert metrics.value("faceedge_track_splits_total", stream="clip") == 0
     assert len(sides_per_track(log, 0)) == 1
 
