@@ -62,5 +62,20 @@ def context_crop(image: np.ndarray, bbox: np.ndarray, margin: float = 0.5) -> np
     return image[y1:y2, x1:x2].copy()
 
 
+def alignment_scale(landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> float:
+    """Aligned pixels per source pixel of the similarity `align_face` applies to these landmarks.
+
+    Fitted to all 5 points, it follows the face's whole extent: when a head turns the eyes
+    draw together in the image but the eyes-to-mouth height stays, so the scale barely moves.
+    """
+    matrix = similarity_to(landmarks, template_for(size))
+    return float(np.hypot(matrix[0, 0], matrix[1, 0]))
+
+
+def capture_size(landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> float:
+    """Source pixels across a size x size aligned crop of this face: the resolution it was captured at."""
+    return size / max(alignment_scale(landmarks, size), 1e-12)
+
+
 def inter_ocular_distance(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(landmarks)[0] - np.asarray(landmarks)[1]))

@@ -90,6 +90,22 @@ class TrackConfig(Section):
     hit_counter_max: int = Field(10, ge=1)
     initialization_delay: int = Field(2, ge=0)
     point_score_threshold: float = Field(0.0, ge=0, le=1)
+    # A frame whose 32x18 grey thumbnail has 1 - correlation with the previous one at or above this is a
+    # shot cut and ends every track of its stream (edge/cuts.py; on the shared clips cuts score 0.95-1.07,
+    # flicker and motion at most 0.25). null: no cut detection.
+    cut_threshold: float | None = Field(0.5, gt=0, le=2)
+    # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py). Off by
+    # default: on people_1080p it cost 28-33 % of pipeline frames/s (bench, idle host), over the 10 % budget.
+    identity_check: bool = False
+    # Cosine to the track's reference below which a face is another person (SFace's same-person
+    # threshold is 0.363; lower, so that a turned head of the same person rarely splits its track; on
+    # identities_large photos 0.9 % of other-person pairs reach 0.3 and 2.9 % of same-person pairs fall below).
+    identity_min_cosine: float = Field(0.3, ge=-1, le=1)
+    # Only faces scoring at least this (select's scorer) are embedded and compared.
+    identity_min_score: float = Field(0.5, ge=0, le=1)
+    # A track has one face embedded per this many of its frames (its best when that changed, else the
+    # frame's face), and at once when it is matched again after frames unseen.
+    identity_check_interval: int = Field(16, ge=1)
 
 
 class SelectConfig(Section):
@@ -109,13 +125,13 @@ class SelectConfig(Section):
 
 
 class EnhanceConfig(Section):
-    # Super-resolve winners whose source face is small (seed 004's gate); others pass through.
+    # Super-resolve winners captured at no more than the generator's input resolution; others pass through.
     enabled: bool = True
     model: str = "weights:sr.onnx"
-    # Inter-ocular distance in source pixels below which a winner is restored. 18 px is about
-    # twice the x4 generator's input eye distance (8.8 px at 28x28): smaller faces lose nothing
-    # when shrunk to its input, larger ones are better left as they are.
-    iod_threshold: float = Field(18.0, gt=0)
+    # Largest capture size restored: source pixels across the aligned crop (its size / the alignment
+    # transform's scale). null: the SR model's input size (28 for the x4 model), which is also the most
+    # allowed, so that no face is shrunk below the resolution it was captured at before restoring.
+    max_capture_px: float | None = Field(None, gt=0)
     # Blend the restored face into the upscaled context crop (seed 001's fusion).
     fuse_context: bool = True
 

@@ -1,12 +1,20 @@
 """Enhancement of winning faces before they are published: gated face super-resolution.
 
 Only winners pass through an enhancer, once per published event, never every frame.
-`SREnhancer` (seed 004's gating) restores a winner only when its source face is small
-(inter-ocular distance in source pixels below `iod_threshold`); larger faces pass through.
-The generator's input is the aligned face shrunk by area averaging to its low-res size
-(28x28 for x4): for a small face that crop holds about the source's own pixels, and area
-shrinking is how its training pairs were made. The restored face is then blended into the
-upscaled context crop through a soft landmark mask (seed 001's fusion), so no seam shows.
+`SREnhancer` restores a winner only when doing so throws away none of its pixels:
+
+    The generator takes the aligned face shrunk to `lr_size` x `lr_size` (28x28 for the x4
+    model, from the 112x112 crop). A face is restored only if its aligned crop holds at most
+    `lr_size` source pixels across (`capture_size`: 112 / the alignment transform's scale),
+    so the shrunk input is never smaller than the resolution the face was captured at.
+
+For the x4 model that is a face whose crop spans at most 28 source pixels (a frontal face
+with about 8.8 px between the eyes); larger faces pass through untouched. The scale comes
+from the similarity fitted to all 5 landmarks, not from the distance between the eyes,
+which collapses when a head turns. Area shrinking is also how the training pairs were made.
+The restored face is blended into the context crop upscaled by the same alignment scale
+(the restored face's resolution) through a soft landmark mask (seed 001's fusion), so no
+seam shows.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .align import ALIGNED_SIZE, ARCFACE_TEMPLATE, TEMPLATE_IOD, inter_ocular_distance, similarity_to, template_for
+from .align import ALIGNED_SIZE, ARCFACE_TEMPLATE, alignment_scale, capture_size, similarity_to, template_for
+from .errors import ConfigError
 from .select import Candidate
 
 
@@ -115,16 +124,25 @@ def fuse(context: np.ndarray, context_origin: tuple[float, float], landmarks: np
 
 
 class SREnhancer:
-    """Seed 004's gate + generator + seed 001's fusion. Needs nothing beyond the Candidate:
-    its aligned crop, its detection (frame-pixel landmarks and box), frame shape and context."""
+    """Gate + generator + seed 001's fusion. Needs nothing beyond the Candidate: its aligned
+    crop, its detection (frame-pixel landmarks and box), frame shape and context.
 
-    def __init__(self, resolver: SuperResolver, iod_threshold: float = 18.0, fuse_context: bool = True,
+    `max_capture_px` (default: the generator's input size, its upper limit) is the largest
+    capture size, in source pixels across the aligned crop, that is restored."""
+
+    def __init__(self, resolver: SuperResolver, max_capture_px: float | None = None, fuse_context: bool = True,
                  max_zoom: float = 8.0):
-        self.resolver, self.iod_threshold = resolver, iod_threshold
+        if max_capture_px is None:
+            max_capture_px = resolver.lr_size
+        if max_capture_px > resolver.lr_size:
+            raise ConfigError(
+                f"enhance.max_capture_px {max_capture_px:g} is above the SR model's {resolver.lr_size}x"
+                f"{resolver.lr_size} input: faces would be shrunk below the resolution they were captured at")
+        self.resolver, self.max_capture_px = resolver, float(max_capture_px)
         self.fuse_context, self.max_zoom = fuse_context, max_zoom
 
     def wants(self, candidate: Candidate) -> bool:
-        return inter_ocular_distance(candidate.detection.landmarks) < self.iod_threshold
+        return capture_size(candidate.detection.landmarks, candidate.aligned.shape[0]) <= self.max_capture_px
 
     def enhance(self, candidate: Candidate) -> Enhanced:
         if not self.wants(candidate):
@@ -135,8 +153,9 @@ class SREnhancer:
             restored = cv2.resize(restored, candidate.aligned.shape[1::-1], interpolation=cv2.INTER_AREA)
         context = candidate.context
         if self.fuse_context and context is not None:
-            iod = inter_ocular_distance(candidate.detection.landmarks)
-            zoom = float(np.clip(TEMPLATE_IOD * restored.shape[0] / ALIGNED_SIZE / max(iod, 1e-3), 1.0, self.max_zoom))
+            # The context at the restored face's resolution: aligned pixels per source pixel.
+            scale = alignment_scale(candidate.detection.landmarks, restored.shape[0])
+            zoom = float(np.clip(scale, 1.0, self.max_zoom))
             context = fuse(context, candidate.context_origin, candidate.detection.landmarks, restored, zoom)
         return Enhanced(face=restored, context=context, sr_applied=True, model=self.resolver.name,
                         original_face=candidate.aligned)
@@ -146,4 +165,4 @@ def make_enhancer(config, inference=None) -> Enhancer:
     """Build from the `enhance` section, on the `inference` section's backend."""
     if not config.enabled:
         return PassThrough()
-    return SREnhancer(SuperResolver(config.model, inference), config.iod_threshold, config.fuse_context)
+    return SREnhancer(SuperResolver(config.model, inference), config.max_capture_px, config.fuse_context)

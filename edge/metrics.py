@@ -58,6 +58,11 @@ class Metrics:
             "faceedge_tracks_below_min_score_total",
             "Confirmed tracks that ended unpublished: their best score stayed below select.min_score", ["stream"],
             registry=r)
+        self.scene_cuts = Counter("faceedge_scene_cuts_total", "Shot cuts detected; each ends every track of its stream",
+                                  ["stream"], registry=r)
+        self.track_splits = Counter("faceedge_track_splits_total",
+                                    "Tracks split because a face disagreed with the track's identity", ["stream"],
+                                    registry=r)
         self.faces_published = Counter("faceedge_faces_published_total", "Face messages sent", ["stream", "event"],
                                        registry=r)
         self.publish_dropped = Counter("faceedge_publish_dropped_total",

@@ -34,14 +34,17 @@ import numpy as np
 from .align import align_face, context_box
 from .cadence import DetectCadence
 from .config import Config
+from .cuts import CutDetector
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
 from .errors import ConfigError
 from .face_quality import face_quality
+from .identity import IdentityCheck, TrackIdentity
 from .metrics import Metrics, MetricsServer
 from .notify import SystemdNotifier
 from .publish import SCHEMA, Publisher, encode_message
 from .publish_policy import PublishPolicy
+from .recognize import SFaceRecognizer
 from .select import BestFace, Candidate, make_scorer
 from .spool import Spool
 from .source import (FrameBuffer, FramePacket, StreamEvent, VideoSource, decoder_thread_count, is_live_url,
@@ -59,6 +62,16 @@ def make_detector(config: Config):
         return ScrfdDetector(cfg.model, score_threshold=cfg.score_threshold)
     return YuNetDetector(cfg.model, score_threshold=cfg.score_threshold, nms_threshold=cfg.nms_threshold,
                          backend=open_model("detector", config.inference, ref=cfg.model))
+
+
+def make_identity_check(config: Config) -> IdentityCheck | None:
+    from trt_engines.models import open_model
+
+    cfg = config.track
+    if not cfg.identity_check:
+        return None
+    recognizer = SFaceRecognizer(backend=open_model("recognizer", config.inference))
+    return IdentityCheck(recognizer, cfg.identity_min_cosine, cfg.identity_min_score, cfg.identity_check_interval)
 
 
 def stream_id_for(url: str) -> str:
@@ -114,7 +127,9 @@ class StreamState:
     buffer: FrameBuffer
     min_face: int  # source pixels; smaller detections are dropped
     tracker: FaceTracker
+    cuts: CutDetector | None
     best: dict = field(default_factory=dict)  # track key -> BestFace
+    identities: dict = field(default_factory=dict)  # track key -> TrackIdentity
     public_ids: dict = field(default_factory=dict)  # track key -> published track id
     next_track_id: int = 1
     failed: str = ""
@@ -123,7 +138,7 @@ class StreamState:
 
 class Pipeline:
     def __init__(self, config: Config, *, detector=None, scorer=None, enhancer=None, metrics: Metrics | None = None,
-                 observer: CandidateObserver | None = None):
+                 observer: CandidateObserver | None = None, identity: IdentityCheck | None = None):
         if not config.streams:
             raise ConfigError("no streams configured: give --rtsp URL, --input FILE or 'streams' in the config")
         self.config = config
@@ -131,6 +146,7 @@ class Pipeline:
         self.detector = detector or make_detector(config)
         self.scorer = scorer or make_scorer(config.select, config.inference)
         self.enhancer = enhancer or make_enhancer(config.enhance, config.inference)
+        self.identity = identity or make_identity_check(config)
         self.observer = observer
         self.publish_policy = PublishPolicy.from_config(config)
         self.instance = config.publish.instance or socket.gethostname()
@@ -155,7 +171,8 @@ class Pipeline:
                                  decoder_threads, buffer, self.metrics, self.stop_event,
                                  self._cadence(stream, camera_like=not block))
             min_face = config.detect.min_face if stream.min_face is None else stream.min_face
-            self.streams[stream.id] = StreamState(source, buffer, min_face, self._new_tracker())
+            cuts = None if config.track.cut_threshold is None else CutDetector(config.track.cut_threshold)
+            self.streams[stream.id] = StreamState(source, buffer, min_face, self._new_tracker(), cuts)
             self.metrics.stream_state(stream.id, "connecting")
         self._publisher_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
         # Operations: local face spool (None when disabled) and systemd notifications (no-op outside systemd).
@@ -285,9 +302,9 @@ class Pipeline:
     def _on_event(self, state: StreamState, event: StreamEvent) -> None:
         if event.kind == "disconnected":
             # A gap in the video: tracks cannot continue across it, so each ends with its best face.
-            self._end_tracks(event.stream, state, list(state.best))
-            state.tracker = self._new_tracker()
-            state.last_index = None
+            self._restart_tracking(event.stream, state)
+            if state.cuts is not None:
+                state.cuts.reset()
         elif event.kind == "finished":
             self._end_tracks(event.stream, state, list(state.best))
             if event.detail not in ("end of file", "stopped"):
@@ -302,9 +319,16 @@ class Pipeline:
             self.metrics.observe(stream, "detect", detected.detect_s)
             self.metrics.observe(stream, "align", frame.align_s)
             tracking = time.perf_counter()
+            if state.cuts is not None and state.cuts.is_cut(packet.image):
+                # A new shot: whoever is where a face was is not that face.
+                self.metrics.scene_cuts.labels(stream).inc()
+                self._restart_tracking(stream, state)
             update = state.tracker.update([face.detection for face in frame.faces], period=self._period(state, packet))
             self.metrics.observe(stream, "track", time.perf_counter() - tracking)
             by_detection = {id(face.detection): face for face in frame.faces}
+            if self.identity is not None:
+                for key in update.resumed:
+                    state.identities.setdefault(key, TrackIdentity()).recheck = True
             for key, det in update.matched:
                 matches.append((state, packet, key))
                 candidates.append(by_detection[id(det)])
@@ -317,9 +341,13 @@ class Pipeline:
         selecting = time.perf_counter()
         scores = self.scorer.score(candidates) if candidates else []
         margin = self.config.select.edge_margin
-        for (state, packet, key), cand, score in zip(matches, candidates, scores):
+        offers = [(state, packet, key, cand, float(score), cand.touches_edge(margin))
+                  for (state, packet, key), cand, score in zip(matches, candidates, scores)]
+        if self.identity is not None:
+            self._check_identities(offers)
+        for state, packet, key, cand, score, rejected in offers:
             best = state.best.setdefault(key, BestFace())
-            best.offer(cand, float(score), cand.touches_edge(margin), packet.wall)
+            best.offer(cand, score, rejected, packet.wall)
             if self.observer is not None:
                 self.observer.offered(packet.stream, key, state.public_ids.get(key), cand, float(score))
         for frame in detected.frames:
@@ -340,6 +368,46 @@ class Pipeline:
         state.last_index = packet.index
         return max(1, min(gap, self.config.track.initialization_delay))
 
+    def _check_identities(self, offers: list) -> None:
+        """Embed the faces due a check (one recognizer call) and split the tracks they disagree with."""
+        checks = []
+        for state, packet, key, cand, score, rejected in offers:
+            track = state.identities.setdefault(key, TrackIdentity())
+            best = state.best.get(key)
+            chosen = self.identity.choose(track, best, cand, score)
+            if chosen is not None:
+                checks.append((state, packet.stream, key, track, best, chosen, (cand, score, rejected)))
+        if not checks:
+            return
+        embeddings = self.identity.embed([chosen.aligned for *_, chosen, _ in checks])
+        for (state, stream, key, track, best, chosen, offer), embedding in zip(checks, embeddings):
+            if self.identity.same_person(track, embedding):
+                if best is not None and chosen is best.candidate:
+                    track.reference, track.verified = embedding, (best.candidate, best.score, best.rejected)
+                continue
+            if best is not None and chosen is best.candidate:
+                best.keep(*track.verified)  # the face that disagreed never stands for the old part
+            self.metrics.track_splits.labels(stream).inc()
+            self._split_track(stream, state, key)
+            if chosen is offer[0]:  # the new part's first face, already embedded
+                state.identities[key] = TrackIdentity(reference=embedding, verified=offer)
+
+    def _split_track(self, stream: str, state: StreamState, key) -> None:
+        """End the track's part so far (published as any ended track) and go on under a new published id."""
+        confirmed = key in state.public_ids
+        self._end_tracks(stream, state, [key])
+        if confirmed:
+            state.public_ids[key] = state.next_track_id
+            state.next_track_id += 1
+
+    def _restart_tracking(self, stream: str, state: StreamState) -> None:
+        """End every track of the stream with its best face; a new tracker starts from nothing."""
+        self._end_tracks(stream, state, list(state.best))
+        state.public_ids.clear()  # keys never offered a face: nothing to publish, and the new tracker reuses keys
+        state.identities.clear()
+        state.tracker = self._new_tracker()
+        state.last_index = None
+
     def _faces(self, state: StreamState, packet: FramePacket, detections: list[Detection]) -> list[Candidate]:
         """Detections in source pixels, at least min_face, each cut from the full frame and aligned."""
         sx, sy = packet.scale
@@ -356,6 +424,7 @@ class Pipeline:
 
     def _end_tracks(self, stream: str, state: StreamState, keys) -> None:
         for key in keys:
+            state.identities.pop(key, None)
             best = state.best.pop(key, None)
             track_id = state.public_ids.pop(key, None)
             if best is None or best.candidate is None or track_id is None:

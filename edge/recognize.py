@@ -28,14 +28,14 @@ class SFaceRecognizer:
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a @ b.T
 
-    def __init__(self, model: str = "bundled:sface", threads: int = 0):
+    def __init__(self, model: str = "bundled:sface", threads: int = 0, backend=None):
         from trt_engines.backends import open_backend
         from trt_engines.models import batched_onnx
 
         from .model_files import resolve_model, sha256_file
 
         self.version = sha256_file(resolve_model(model))[:12]
-        self.backend = open_backend(batched_onnx(model), threads=threads)
+        self.backend = backend or open_backend(batched_onnx(model), threads=threads)
         self.input_name = self.backend.input_names[0]
 
     def embed(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:

@@ -185,6 +185,10 @@ class BestFace:
         self.sent, self.sent_score = self.candidate, self.score
         self.early_sent = self.early_sent or event == "early"
 
+    def keep(self, candidate: Candidate, score: float, rejected: bool) -> None:
+        """Make an earlier candidate the best again (the later one turned out to be someone else)."""
+        self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
+
     @property
     def duration_s(self) -> float:
         if self.first_pts_s is not None and self.last_pts_s is not None:

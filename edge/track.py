@@ -29,6 +29,7 @@ class TrackUpdate:
     matched: list[tuple[object, Detection]]  # (track key, detection) for tracks seen in this frame
     ended: list[object]  # keys of tracks dropped by the tracker in this frame
     confirmed: set  # keys of tracks past their initialisation delay (live or just ended)
+    resumed: set  # keys matched in this frame after at least one frame unmatched: maybe someone else now
 
 
 class FaceTracker:
@@ -44,6 +45,7 @@ class FaceTracker:
             detection_threshold=point_score_threshold,
         )
         self._alive: dict[int, norfair.tracker.TrackedObject] = {}
+        self._matched: set = set()  # keys matched in the previous update
 
     def update(self, detections: list[Detection], period: int = 1) -> TrackUpdate:
         norfair_dets = [
@@ -63,8 +65,10 @@ class FaceTracker:
                 matched.append((key, obj.last_detection.data))
         ended = [key for key in self._alive if key not in alive_now]
         confirmed.update(key for key in ended if self._alive[key].id is not None)
-        self._alive = alive_now
-        return TrackUpdate(matched, ended, confirmed)
+        matched_keys = {key for key, _ in matched}
+        resumed = {key for key in matched_keys if key in self._alive and key not in self._matched}
+        self._alive, self._matched = alive_now, matched_keys
+        return TrackUpdate(matched, ended, confirmed, resumed)
 
     def live(self) -> dict:
         """Keys of live tracks -> whether each is confirmed."""

@@ -204,10 +204,14 @@ def resolver(tmp_path_factory):
     return SuperResolver(str(path))
 
 
-def _candidate(iod: float, frame_size: int = 400):
+def _candidate(iod: float, frame_size: int = 400, turn: float = 1.0):
+    """A face whose frontal eye distance is `iod` source px; `turn` < 1 squeezes the landmarks
+    sideways about the nose, as a head turning away does (the eyes draw together in the image)."""
     frame = _face_image(1, frame_size)
     scale = iod / float(np.linalg.norm(TEMPLATE[1] - TEMPLATE[0]))
-    landmarks = (TEMPLATE - 56) * scale + frame_size / 2
+    landmarks = (TEMPLATE - TEMPLATE[2]) * scale
+    landmarks[:, 0] *= turn
+    landmarks = (landmarks + frame_size / 2).astype(np.float32)
     bbox = np.array([*(landmarks.min(0) - 10 * scale), *(landmarks.max(0) + 10 * scale)], np.float32)
     from edge.align import align_face, context_box
 
@@ -216,17 +220,70 @@ def _candidate(iod: float, frame_size: int = 400):
                      frame_shape=frame.shape[:2], context=frame[y1:y2, x1:x2].copy(), context_origin=(x1, y1))
 
 
-def test_gate_restores_only_small_faces(resolver):
-    enhancer = SREnhancer(resolver, iod_threshold=18.0)
-    small, large = _candidate(10.0), _candidate(40.0)
-    result = enhancer.enhance(small)
+class RecordingResolver:
+    """The resolver, recording the side of every input it restores."""
+
+    def __init__(self, resolver):
+        self.inner, self.inputs = resolver, []
+        self.lr_size, self.name = resolver.lr_size, resolver.name
+
+    def lowres(self, aligned):
+        return self.inner.lowres(aligned)
+
+    def restore(self, lowres):
+        self.inputs.append(lowres.shape[0])
+        return self.inner.restore(lowres)
+
+
+def test_a_small_frontal_face_is_restored_and_its_context_zoomed_to_its_resolution(resolver):
+    from edge.align import alignment_scale, capture_size, inter_ocular_distance
+
+    small = _candidate(7.0)  # a 22 px capture: below the generator's 28 px input
+    assert capture_size(small.detection.landmarks) < 28
+    result = SREnhancer(resolver).enhance(small)
     assert result.sr_applied and result.model == "sr:t"
     assert result.face.shape == (112, 112, 3) and result.original_face is small.aligned
-    assert result.context.shape[0] > small.context.shape[0]  # upscaled context with the face fused in
-    passed = enhancer.enhance(large)
+    # The context is upscaled by the alignment scale (here 5x: 112 aligned px over a 22 px capture).
+    zoom = alignment_scale(small.detection.landmarks)
+    assert zoom == pytest.approx(float(np.linalg.norm(TEMPLATE[1] - TEMPLATE[0])) / inter_ocular_distance(
+        small.detection.landmarks), rel=1e-3)
+    assert result.context.shape[0] == round(small.context.shape[0] * zoom)
+
+
+def test_a_turned_large_face_is_not_restored(resolver):
+    from edge.align import capture_size, inter_ocular_distance
+
+    turned = _candidate(50.0, turn=0.1)  # 160 px capture; its eyes are 5 px apart in the image
+    assert inter_ocular_distance(turned.detection.landmarks) < 6
+    assert capture_size(turned.detection.landmarks) > 140
+    passed = SREnhancer(resolver).enhance(turned)
     assert not passed.sr_applied and passed.model is None
-    assert passed.face is large.aligned and passed.context is large.context
-    assert SREnhancer(resolver, iod_threshold=41.0).enhance(large).sr_applied
+    assert passed.face is turned.aligned and passed.context is turned.context
+
+
+def test_the_generator_input_is_never_smaller_than_the_capture_resolution(resolver):
+    from edge.align import capture_size
+    from edge.errors import ConfigError
+
+    recording = RecordingResolver(resolver)
+    enhancer = SREnhancer(recording)
+    restored, passed = 0, 0
+    for iod in (3.0, 5.0, 8.0, 8.8, 9.5, 12.0, 18.0, 30.0, 60.0):
+        for turn in (1.0, 0.6, 0.2):
+            candidate = _candidate(iod, turn=turn)
+            before = len(recording.inputs)
+            applied = enhancer.enhance(candidate).sr_applied
+            assert applied == (len(recording.inputs) > before)
+            if applied:
+                restored += 1
+                assert recording.inputs[-1] >= capture_size(candidate.detection.landmarks)
+            else:
+                passed += 1
+                assert capture_size(candidate.detection.landmarks) > recording.lr_size
+    assert restored >= 6 and passed >= 12
+    assert SREnhancer(resolver, max_capture_px=20).wants(_candidate(9.5)) is False  # a lower limit holds
+    with pytest.raises(ConfigError, match="max_capture_px"):
+        SREnhancer(resolver, max_capture_px=40)
 
 
 def test_fusion_mask_is_soft_and_leaves_the_context_alone_far_from_the_face():
@@ -259,12 +316,12 @@ def test_enhance_config_defaults_and_gate_setting():
     from edge.errors import ConfigError
 
     defaults = EnhanceConfig()
-    assert defaults.enabled and defaults.model == "weights:sr.onnx" and defaults.iod_threshold == 18.0
-    config = load_config(overrides=["enhance.iod_threshold=24", "enhance.enabled=false"])
-    assert config.enhance.iod_threshold == 24.0
+    assert defaults.enabled and defaults.model == "weights:sr.onnx" and defaults.max_capture_px is None
+    config = load_config(overrides=["enhance.max_capture_px=24", "enhance.enabled=false"])
+    assert config.enhance.max_capture_px == 24.0
     assert isinstance(make_enhancer(config.enhance), PassThrough)
     with pytest.raises(ConfigError):
-        load_config(overrides=["enhance.iod=3"])
+        load_config(overrides=["enhance.iod_threshold=18"])
 
 
 def test_shipped_model_is_small_and_restores():

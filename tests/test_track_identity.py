@@ -1,0 +1,164 @@
+"""One track, one person: shot cuts end tracks, and a face that is someone else splits its track."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA
+from edge.align import ARCFACE_TEMPLATE, similarity_to
+from edge.config import load_config
+from edge.cuts import CutDetector, dissimilarity, thumbnail_signature
+from edge.detect import YuNetDetector
+from edge.metrics import Metrics
+from edge.pipeline import Pipeline
+from edge.source import detector_shape
+
+WIDTH, HEIGHT, FPS = 640, 360, 24
+PERSON_A = DATA / "identities" / "biden" / "biden.jpg"
+PERSON_B = DATA / "identities" / "angelina_jolie" / "1.jpg"
+# Where both people's landmarks are placed: the ArcFace template scaled to 40 px between the eyes.
+PLACE = (ARCFACE_TEMPLATE - ARCFACE_TEMPLATE[2]) * (40.0 / 35.24) + np.array([WIDTH / 2, HEIGHT / 2])
+
+
+def placed(photo_path, detector) -> np.ndarray:
+    """The photo warped so that its face's landmarks land on PLACE, filling a WIDTH x HEIGHT frame."""
+    photo = cv2.imread(str(photo_path))
+    face = max(detector.detect(photo), key=lambda d: d.size)
+    return cv2.warpAffine(photo, similarity_to(face.landmarks, PLACE), (WIDTH, HEIGHT), borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(128, 128, 128))
+
+
+def textured_background(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.resize(rng.integers(0, 256, (9, 16, 3)).astype(np.uint8), (WIDTH, HEIGHT),
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def face_patch(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The background with only the face region (an ellipse about PLACE) taken from `frame`."""
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    centre = tuple(int(v) for v in PLACE.mean(axis=0))
+    cv2.ellipse(mask, centre, (55, 70), 0, 0, 360, 255, -1)
+    return np.where(mask[..., None] > 0, frame, background)
+
+
+def write_clip(path, frames: list[np.ndarray]):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.time_base = Fraction(1, FPS)
+        stream.options = {"preset": "veryfast", "crf": "18"}
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+class OfferLog:
+    def __init__(self):
+        self.offers = []  # (published track id or None, frame index)
+
+    def offered(self, stream, track_key, track_id, candidate, score):
+        self.offers.append((track_id, candidate.frame_index))
+
+
+def run_clip(path, *overrides):
+    config = load_config(None, ["publish.bind=tcp://127.0.0.1:0", "metrics.enabled=false", "enhance.enabled=false",
+                                *overrides], {"streams": [{"id": "clip", "url": str(path)}]})
+    metrics, log = Metrics(), OfferLog()
+    assert Pipeline(config, metrics=metrics, observer=log).run() == 0
+    return metrics, log
+
+
+def sides_per_track(log: OfferLog, change: int) -> dict:
+    """Published track id -> the sides of the change (before, after) its offers came from."""
+    sides = {}
+    for track_id, frame in log.offers:
+        if track_id is not None:
+            sides.setdefault(track_id, set()).add(frame >= change)
+    return sides
+
+
+@pytest.fixture(scope="module")
+def people():
+    detector = YuNetDetector()
+    return placed(PERSON_A, detector), placed(PERSON_B, detector)
+
+
+def test_a_cut_clip_two_people_are_never_one_track(people, tmp_path):
+    person_a, person_b = people
+    cut = 14
+    clip = write_clip(tmp_path / "cut.mp4", [person_a] * cut + [person_b] * 14)
+    # The identity check is off: the cut alone must end the track.
+    metrics, log = run_clip(clip, "track.identity_check=false")
+    assert metrics.value("faceedge_scene_cuts_total", stream="clip") == 1
+    sides = sides_per_track(log, cut)
+    assert sorted(map(sorted, sides.values())) == [[False], [True]]  # one published track each side, none on both
+    assert metrics.value("faceedge_faces_published_total", stream="clip", event="best") == 2
+
+
+def test_a_face_replaced_in_place_without_a_cut_splits_its_track(people, tmp_path):
+    person_a, person_b = people
+    background = textured_background()
+    a, b = face_patch(person_a, background), face_patch(person_b, background)
+    # A leaves, nobody is there for 3 frames (fewer than track.hit_counter_max), B appears where A was.
+    frames = [a] * 14 + [background] * 3 + [b] * 14
+    change = 17
+    assert max(dissimilarity(thumbnail_signature(x), thumbnail_signature(y))
+               for x, y in zip(frames, frames[1:])) < load_config().track.cut_threshold  # no cut to help
+    metrics, log = run_clip(write_clip(tmp_path / "replaced.mp4", frames), "track.identity_check=true")
+    assert metrics.value("faceedge_scene_cuts_total", stream="clip") == 0
+    assert metrics.value("faceedge_track_splits_total", stream="clip") >= 1
+    sides = sides_per_track(log, change)
+    assert all(len(s) == 1 for s in sides.values()), sides
+    assert {False, True} <= set().union(*sides.values())  # both people were published under their own ids
+
+
+def test_a_still_face_does_not_split_its_track(people, tmp_path):
+    person_a, _ = people
+    metrics, log = run_clip(write_clip(tmp_path / "still.mp4", [person_a] * 24), "track.identity_check=true")
+    assert metrics.value("faceedge_track_splits_total", stream="clip") == 0
+    assert len(sides_per_track(log, 0)) == 1
+
+
+def cuts_in(path) -> list[int]:
+    """Frame indices the cut detector marks, fed as the pipeline feeds it (detector resolution, BGR)."""
+    detector, cuts = CutDetector(load_config().track.cut_threshold), []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            width, height = detector_shape(frame.width, frame.height, 640)
+            if detector.is_cut(frame.reformat(width, height, "bgr24").to_ndarray()):
+                cuts.append(index)
+    return cuts
+
+
+def test_no_spurious_cuts_on_real_clips_without_cuts():
+    for name in ("people_1080p.mp4", "tensorflow_tfjs-models_facemesh_demo_input.mp4"):
+        assert cuts_in(DATA / "video" / name) == [], name
+
+
+def test_the_shot_cuts_of_a_real_clip_are_found_and_its_flicker_is_not():
+    # Tears of Steel excerpt: hard cuts at frames 21, 65 and 185; a hologram flicker from 190 to 205.
+    assert cuts_in(DATA / "video" / "awwkl_ZWM_clip_01_tears_of_steel.mp4") == [21, 65, 185]
+
+
+def test_cut_measure_ignores_brightness_and_handles_flat_frames():
+    frame = textured_background(1)
+    detector = CutDetector(0.5)
+    assert not detector.is_cut(frame)  # the first frame has nothing to differ from
+    assert not detector.is_cut(cv2.convertScaleAbs(frame, alpha=0.5, beta=20))  # a flash or exposure change
+    assert detector.is_cut(textured_background(2))  # another picture
+    assert detector.is_cut(np.zeros_like(frame))  # to black
+    assert not detector.is_cut(np.zeros_like(frame))  # black stays black
+    assert detector.is_cut(frame)  # from black
+    detector.reset()
+    assert not detector.is_cut(textured_background(3))
