@@ -403,7 +403,7 @@ class Pipeline:
     def _restart_tracking(self, stream: str, state: StreamState) -> None:
         """End every track of the stream with its best face; a new tracker starts from nothing."""
         self._end_tracks(stream, state, list(state.best))
-        state.public_ids.clear()  # keys never offered a face: nothing to publish, and the new tracker reuses keys
+        state.public_ids.clear()  # keys never offered a face: nothing to publish
         state.identities.clear()
         state.tracker = self._new_tracker()
         state.last_index = None

@@ -7,6 +7,7 @@ hits and ends after `hit_counter_max` frames without a match.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,10 @@ import norfair
 import numpy as np
 
 from .detect import Detection
+
+# Each tracker numbers its tracks from 1; its generation keeps keys unique when a stream's tracker is replaced
+# (after a cut or a reconnect), so a key never names two tracks.
+_generations = itertools.count()
 
 
 def landmark_distance(detection: norfair.Detection, tracked: norfair.tracker.TrackedObject) -> float:
@@ -44,7 +49,8 @@ class FaceTracker:
             initialization_delay=initialization_delay,
             detection_threshold=point_score_threshold,
         )
-        self._alive: dict[int, norfair.tracker.TrackedObject] = {}
+        self._generation = next(_generations)
+        self._alive: dict[tuple[int, int], norfair.tracker.TrackedObject] = {}
         self._matched: set = set()  # keys matched in the previous update
 
     def update(self, detections: list[Detection], period: int = 1) -> TrackUpdate:
@@ -57,7 +63,7 @@ class FaceTracker:
         matched, confirmed = [], set()
         alive_now = {}
         for obj in self.tracker.tracked_objects:
-            key = obj.initializing_id
+            key = (self._generation, obj.initializing_id)
             alive_now[key] = obj
             if obj.id is not None:
                 confirmed.add(key)

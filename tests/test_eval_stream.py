@@ -124,3 +124,22 @@ def test_eval_stream_end_to_end(tmp_path):
     assert report["split"]["side"] == "all" and report["split"]["people_used"] == 3
     assert (tmp_path / "sheet.png").stat().st_size > 1000
     assert "people" in result.stdout and "naive" in result.stdout
+
+
+def test_tracks_are_published_ids_whatever_the_tracker_keys():
+    from pipelines.stream_eval.clips import Clip
+    from pipelines.stream_eval.runner import Offer
+    from pipelines.stream_eval.synth import ClipTruth, FaceTruth
+
+    box_a, box_b = [0.0, 0.0, 40.0, 40.0], [100.0, 0.0, 140.0, 40.0]
+    frames = [[FaceTruth("a", box_a, 1.0), FaceTruth("b", box_b, 1.0)] for _ in range(6)]
+    clip = Clip("c.mp4", "c", "c.mp4", scan=None, references={}, found="truth",
+                truth=ClipTruth("c.mp4", 25, (320, 180), 23, 3, ["a", "b"], frames))
+    key = ("c", (0, 1))
+    offers = [Offer(key, None, 0, np.array(box_a)), Offer(key, 1, 1, np.array(box_a)),
+              # the identity check split the key: the rest goes on under id 2
+              Offer(key, 2, 2, np.array(box_b)), Offer(key, None, 3, np.array(box_b)),
+              # a replaced tracker reuses norfair's numbering under a new generation
+              Offer(("c", (1, 1)), None, 4, np.array(box_a)), Offer(("c", (1, 1)), 3, 5, np.array(box_a)),
+              Offer(("c", (1, 2)), None, 5, np.array(box_b))]  # never confirmed: no track
+    assert clip.tracks(offers) == [["a", "a"], ["b", "b"], ["a", "a"]]

@@ -71,18 +71,27 @@ class Clip:
         self.oracle_face = {name: best[name][1] for name in names if name in best}
 
     def tracks(self, offers) -> list[list[str | None]]:
-        """Each confirmed track's offers on this clip's stream as identities (synthetic clips only)."""
+        """Each confirmed track's offers on this clip's stream as identities (synthetic clips only).
+
+        A track is one published track id: a tracker key split by the identity check carries on under a new id,
+        and the offers a key took before its (next) id was given belong to that id.
+        """
         by_track: dict = {}
-        confirmed = set()
+        pending: dict = {}  # tracker key -> identities offered before the key's next id
+        current: dict = {}  # tracker key -> its latest published id
         for offer in offers:
             if offer.track[0] != self.stream:
                 continue
-            by_track.setdefault(offer.track, []).append(
-                match_truth(self.truth.frames[offer.frame_index], offer.bbox)
-                if offer.frame_index < len(self.truth.frames) else None)
-            if offer.track_id is not None:
-                confirmed.add(offer.track)
-        return [ids for track, ids in by_track.items() if track in confirmed]
+            identity = (match_truth(self.truth.frames[offer.frame_index], offer.bbox)
+                        if offer.frame_index < len(self.truth.frames) else None)
+            track_id = offer.track_id if offer.track_id is not None else current.get(offer.track)
+            if track_id is None:
+                pending.setdefault(offer.track, []).append(identity)
+                continue
+            current[offer.track] = track_id
+            by_track.setdefault(track_id, []).extend(pending.pop(offer.track, []))
+            by_track[track_id].append(identity)
+        return list(by_track.values())
 
     def naive(self, period_s: float = 1.0) -> list[Published]:
         """No tracking: every `period_s` of stream time the largest face of that frame is published."""
