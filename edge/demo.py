@@ -11,14 +11,13 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import zmq
 
+from .clip_writer import write_h264
 from .config import load_config
 from .pipeline import Pipeline
 from .subscribe import FaceSaver, connect, receive
@@ -52,11 +51,8 @@ def make_clip(path: Path, seconds: float = 6.0) -> Path:
     group, portrait = (sample_image(name) for name in SAMPLE_IMAGES)
     width, height = SIZE
     frames = int(seconds * FPS)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, FPS)
-        stream.options = {"preset": "veryfast", "crf": "20"}
+
+    def render():
         for i in range(frames):
             t = i / max(frames - 1, 1)
             canvas = np.full((height, width, 3), 40, np.uint8)
@@ -65,13 +61,9 @@ def make_clip(path: Path, seconds: float = 6.0) -> Path:
             _paste(canvas, g, int(40 - 250 * t), int(height - g.shape[0]) // 2)
             p = cv2.resize(portrait, None, fx=1.3, fy=1.3, interpolation=cv2.INTER_AREA)
             _paste(canvas, p, int(width - p.shape[1] - 40 - 200 * t), 30)
-            frame = av.VideoFrame.from_ndarray(canvas, format="bgr24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+            yield canvas
+
+    return write_h264(path, render(), FPS, SIZE, crf=20)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import av
 import cv2
@@ -11,6 +10,7 @@ import pytest
 
 from conftest import DATA
 from edge.align import ARCFACE_TEMPLATE, similarity_to
+from edge.clip_writer import write_h264
 from edge.config import load_config
 from edge.cuts import CutDetector, dissimilarity, thumbnail_signature
 from edge.detect import YuNetDetector
@@ -48,19 +48,7 @@ def face_patch(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
 
 
 def write_clip(path, frames: list[np.ndarray]):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.time_base = Fraction(1, FPS)
-        stream.options = {"preset": "veryfast", "crf": "18"}
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_h264(path, frames, FPS, (WIDTH, HEIGHT), crf=18)
 
 
 class OfferLog:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
+from edge.clip_writer import write_h264
 from pipelines.dataset import _images, identity_folders, largest_face, split_identities
 
 FPS = 25
@@ -256,24 +255,16 @@ def make_clip(path: Path, first: list[Person], second: list[Person], seed: int, 
     names = list(dict.fromkeys(p.identity for p in first + second))
     truth = ClipTruth(str(path), fps, size, crf, cut, names)
     cutouts = Cutouts()
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        stream.options = {"preset": "veryfast", "crf": str(crf)}
+    def render():
         for i in range(frames):
             start, _, walks, bg = shots[0] if i < cut else shots[1]
             bar_x = -60 + ((i - start) * bar_speed) % (size[0] + 120)
             image, faces = render_frame(i, walks, bg, bar_x, cutouts)
             gain = 1.0 + exposure_depth * np.sin(2 * np.pi * i / exposure_period)
-            image = cv2.convertScaleAbs(image, alpha=gain, beta=0)
             truth.frames.append(faces)
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            yield cv2.convertScaleAbs(image, alpha=gain, beta=0)
+
+    write_h264(path, render(), fps, size, crf)
     return truth
 
 
