@@ -126,7 +126,9 @@ class SelectConfig(Section):
 
 class EnhanceConfig(Section):
     # Super-resolve winners captured at no more than the generator's input resolution; others pass through.
-    enabled: bool = True
+    # Off: on `faceedge eval stream` it lowered the gallery similarity of 2 of the 4 faces it restored
+    # (docs/eval_stream.md), and the bar to switch it on is fewer than 10 %.
+    enabled: bool = False
     model: str = "weights:sr.onnx"
     # Largest capture size restored: source pixels across the aligned crop (its size / the alignment
     # transform's scale). null: the SR model's input size (28 for the x4 model), which is also the most

@@ -316,7 +316,7 @@ def test_enhance_config_defaults_and_gate_setting():
     from edge.errors import ConfigError
 
     defaults = EnhanceConfig()
-    assert defaults.enabled and defaults.model == "weights:sr.onnx" and defaults.max_capture_px is None
+    assert not defaults.enabled and defaults.model == "weights:sr.onnx" and defaults.max_capture_px is None
     config = load_config(overrides=["enhance.max_capture_px=24", "enhance.enabled=false"])
     assert config.enhance.max_capture_px == 24.0
     assert isinstance(make_enhancer(config.enhance), PassThrough)
