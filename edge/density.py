@@ -22,7 +22,6 @@ from datetime import datetime
 
 import av
 import numpy as np
-import zmq
 
 from .config import load_config
 from .enhance import make_enhancer
@@ -31,6 +30,7 @@ from .pipeline import Pipeline, make_detector
 from .publish import MessageError, decode_message
 from .select import make_scorer
 from .source import decoder_thread_count
+from .subscribe import connect, receive
 
 # A stream keeps real time when its decoder delivered at least this share of its clock's frames.
 REALTIME_SHARE = 0.95
@@ -78,29 +78,25 @@ class FaceClock:
     """Subscribes to the pipeline and keeps, per stream, each face's age on arrival."""
 
     def __init__(self, endpoint: str):
-        self.socket = zmq.Context.instance().socket(zmq.SUB)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SUBSCRIBE, b"face.")
-        self.socket.connect(endpoint)
+        self.socket = connect(endpoint)
         self.ages: dict[str, list[float]] = {}
         self.recording = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._receive, name="density-subscriber", daemon=True)
+        self._thread = threading.Thread(target=receive, args=(self.socket, self, None, None, self._stop.is_set),
+                                        name="density-subscriber", daemon=True)
         self._thread.start()
 
-    def _receive(self) -> None:
-        while not self._stop.is_set():
-            if not self.socket.poll(100):
-                continue
-            parts = self.socket.recv_multipart()
-            arrived = time.time()
-            try:
-                meta = decode_message(parts).meta
-            except MessageError:
-                continue
-            if self.recording:
-                age = arrived - datetime.fromisoformat(meta["wall_time"]).timestamp()
-                self.ages.setdefault(meta["stream"], []).append(age)
+    def save(self, parts: list[bytes]) -> dict | None:
+        """`edge.subscribe.receive`'s saver: the face's age from its frame's decoding to now."""
+        arrived = time.time()
+        try:
+            meta = decode_message(parts).meta
+        except MessageError:
+            return None
+        if self.recording:
+            age = arrived - datetime.fromisoformat(meta["wall_time"]).timestamp()
+            self.ages.setdefault(meta["stream"], []).append(age)
+        return meta
 
     def close(self) -> None:
         self._stop.set()
