@@ -349,7 +349,7 @@ class Pipeline:
             best = state.best.setdefault(key, BestFace())
             best.offer(cand, score, rejected, packet.wall)
             if self.observer is not None:
-                self.observer.offered(packet.stream, key, state.public_ids.get(key), cand, float(score))
+                self.observer.offered(packet.stream, key, state.public_ids.get(key), cand, score)
         for frame in detected.frames:
             self._maybe_update(frame.packet.stream, frame.state, frame.packet)
         selected = time.perf_counter()
@@ -433,8 +433,9 @@ class Pipeline:
             if best.score < self.config.select.min_score:
                 self.metrics.tracks_below_min_score.labels(stream).inc()
                 continue
-            if self.publish_policy.end_event(best) is not None:
-                self._queue_publish(stream, track_id, best, "best")
+            event = self.publish_policy.end_event(best)
+            if event is not None:
+                self._queue_publish(stream, track_id, best, event)
 
     def _maybe_update(self, stream: str, state: StreamState, packet: FramePacket) -> None:
         """Early and periodic messages of the stream's live confirmed tracks."""
