@@ -14,7 +14,7 @@ $(BIN)/faceedge: pyproject.toml
 	$(BIN)/pip install -q -e ".[$(ORT),train,dev]"
 	# insightface without its deps: they would add opencv-python beside opencv-python-headless.
 	$(BIN)/pip install -q --no-deps "insightface==2.1"
-	$(BIN)/python -m edge.doctor --check-install
+	$(BIN)/python -m faceedge.edge.doctor --check-install
 	touch $@
 
 venv: $(BIN)/faceedge

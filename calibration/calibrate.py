@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trt_engines.backends import OnnxRuntimeBackend, int8_model_path
-from trt_engines.models import MODELS, input_spec
-from trt_engines.tensorrt_backend import tensorrt_qdq
+from faceedge.trt_engines.backends import OnnxRuntimeBackend, int8_model_path
+from faceedge.trt_engines.models import MODELS, input_spec
+from faceedge.trt_engines.tensorrt_backend import tensorrt_qdq
 
 from . import agreement
 from .dataset import Split
@@ -100,7 +100,7 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     reference = OnnxRuntimeBackend(float_path, threads=threads)
     decoder = None
     if model == "detector":
-        from edge.detect import YuNetDetector
+        from faceedge.edge.detect import YuNetDetector
 
         decoder = YuNetDetector(backend=reference)
     choose_reference = model_outputs(model, reference, choose_inputs)
@@ -150,8 +150,8 @@ def calibrate_configured(model: str, float_path: Path, splits: dict[str, Split],
 
 def calibration_splits(calibration) -> dict[str, Split]:
     """fit/choose/report splits from the config's `inference.calibration` sources."""
-    from edge.detect import YuNetDetector
-    from edge.errors import ConfigError
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.edge.errors import ConfigError
 
     from .dataset import grouped_frames, split_sets
 

@@ -72,7 +72,7 @@ def scale_to(frame: np.ndarray, longer: int) -> np.ndarray:
 def face_crops(frames: list[np.ndarray], detector, input_size: int = 640, size: int = 112,
                min_face: int = 24) -> list[np.ndarray]:
     """Aligned BGR crops of every face the detector finds (box side >= min_face source pixels)."""
-    from edge.align import align_face
+    from faceedge.edge.align import align_face
 
     crops = []
     for frame in frames:

@@ -15,9 +15,9 @@ from .dataset import scale_to
 
 def face_inputs(model: str, crops: list[np.ndarray], item_shape: tuple[int, ...]) -> np.ndarray:
     """112x112 aligned BGR crops -> the input `model` gets at run time (`item_shape` = C, H, W)."""
-    from edge.enhance import shrink, sr_input
-    from edge.face_input import SCORER_INPUTS
-    from edge.recognize import sface_input
+    from faceedge.edge.enhance import shrink, sr_input
+    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.edge.recognize import sface_input
 
     if model == "recognizer":
         return sface_input(crops)

@@ -51,7 +51,7 @@ def scorer_onnx(path: Path, crops: list[np.ndarray] | None = None, steps: int = 
     """Export the stand-in scorer, fitted to sharpness on `crops` (BGR 112x112) when given."""
     import torch
 
-    from edge.face_input import SCORER_INPUTS
+    from faceedge.edge.face_input import SCORER_INPUTS
 
     face_input = SCORER_INPUTS["selection"]
     torch.manual_seed(seed)

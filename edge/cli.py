@@ -12,18 +12,18 @@ from .errors import FaceEdgeError
 
 # name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
 COMMANDS = {
-    "run": ("edge.commands.run", "run the pipeline on streams, an RTSP URL or a file"),
-    "demo": ("edge.commands.demo", "build a clip from bundled photos, run the pipeline on it, save what it publishes"),
-    "subscribe": ("edge.commands.subscribe", "receive published faces and save them to a folder"),
-    "bench": ("edge.commands.bench", "decode-only vs full-pipeline speed on one input; `bench models`: per-model "
+    "run": ("faceedge.edge.commands.run", "run the pipeline on streams, an RTSP URL or a file"),
+    "demo": ("faceedge.edge.commands.demo", "build a clip from bundled photos, run the pipeline on it, save what it publishes"),
+    "subscribe": ("faceedge.edge.commands.subscribe", "receive published faces and save them to a folder"),
+    "bench": ("faceedge.edge.commands.bench", "decode-only vs full-pipeline speed on one input; `bench models`: per-model "
               "backends; `bench density`: real-time cameras per box"),
-    "doctor": ("edge.commands.doctor", "report the install, backends and models"),
-    "train": ("edge.commands.train", "train a model from a folder of identity subfolders"),
-    "eval": ("edge.commands.eval", "evaluate a model on held-out identities"),
-    "build-engines": ("edge.commands.build_engines", "calibrate INT8 and build TensorRT engines ahead of time"),
-    "keys": ("edge.commands.keys", "create a ZeroMQ CURVE key pair (publisher or subscriber)"),
-    "relay": ("edge.commands.relay", "fan in many faceedge publishers to one subscriber endpoint (XSUB/XPUB proxy)"),
-    "soak": ("edge.commands.soak", "long run on N loopback RTSP streams with a server outage; memory and recovery"),
+    "doctor": ("faceedge.edge.commands.doctor", "report the install, backends and models"),
+    "train": ("faceedge.edge.commands.train", "train a model from a folder of identity subfolders"),
+    "eval": ("faceedge.edge.commands.eval", "evaluate a model on held-out identities"),
+    "build-engines": ("faceedge.edge.commands.build_engines", "calibrate INT8 and build TensorRT engines ahead of time"),
+    "keys": ("faceedge.edge.commands.keys", "create a ZeroMQ CURVE key pair (publisher or subscriber)"),
+    "relay": ("faceedge.edge.commands.relay", "fan in many faceedge publishers to one subscriber endpoint (XSUB/XPUB proxy)"),
+    "soak": ("faceedge.edge.commands.soak", "long run on N loopback RTSP streams with a server outage; memory and recovery"),
 }
 
 

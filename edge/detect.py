@@ -51,8 +51,8 @@ class YuNetDetector:
     def __init__(self, model: str = "bundled:yunet", score_threshold: float = 0.6, nms_threshold: float = 0.3,
                  min_face: int = 0, threads: int = 0, backend=None):
         if backend is None:
-            from trt_engines.backends import open_backend
-            from trt_engines.models import batched_onnx, trt_profile
+            from faceedge.trt_engines.backends import open_backend
+            from faceedge.trt_engines.models import batched_onnx, trt_profile
 
             # The detector's shape profile: its height and width are free, which TensorRT must be told.
             path = batched_onnx(model, dynamic_hw=True)

@@ -36,7 +36,7 @@ def install_problems() -> list[str]:
 
 def engine_cache_report(folder: Path) -> list[str]:
     """One line per cached TensorRT engine (from its sidecar) and per calibrated INT8 ONNX."""
-    from edge.model_files import cache_dir
+    from faceedge.edge.model_files import cache_dir
 
     lines = []
     for plan in sorted(folder.glob("*.engine")) if folder.is_dir() else []:
@@ -53,8 +53,8 @@ def engine_cache_report(folder: Path) -> list[str]:
 
 
 def backend_report(engine_cache: Path | None = None) -> list[str]:
-    from edge.model_files import cache_dir
-    from trt_engines.backends import describe_backends
+    from faceedge.edge.model_files import cache_dir
+    from faceedge.trt_engines.backends import describe_backends
 
     lines = [f"backend {name}: {'available' if ok else 'unavailable'} - {detail}"
              for name, ok, detail in describe_backends()]

@@ -67,7 +67,7 @@ class SuperResolver:
     """The SR generator (ONNX): low-res aligned BGR uint8 faces -> 112x112 BGR uint8."""
 
     def __init__(self, model: str = "weights:sr.onnx", inference=None, backend=None):
-        from trt_engines.models import open_model
+        from faceedge.trt_engines.models import open_model
 
         from .config import InferenceConfig
         from .model_files import load_onnx, resolve_model, sha256_file

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
-from trt_engines.info import register_model_info
+from faceedge.trt_engines.info import register_model_info
 
 log = logging.getLogger("faceedge.metrics")
 

@@ -55,7 +55,7 @@ log = logging.getLogger("faceedge.pipeline")
 
 
 def make_detector(config: Config):
-    from trt_engines.models import open_model
+    from faceedge.trt_engines.models import open_model
 
     cfg = config.detect
     if cfg.kind == "scrfd":
@@ -65,7 +65,7 @@ def make_detector(config: Config):
 
 
 def make_identity_check(config: Config) -> IdentityCheck | None:
-    from trt_engines.models import open_model
+    from faceedge.trt_engines.models import open_model
 
     cfg = config.track
     if not cfg.identity_check:

@@ -29,8 +29,8 @@ class SFaceRecognizer:
         return a @ b.T
 
     def __init__(self, model: str = "bundled:sface", threads: int = 0, backend=None):
-        from trt_engines.backends import open_backend
-        from trt_engines.models import batched_onnx
+        from faceedge.trt_engines.backends import open_backend
+        from faceedge.trt_engines.models import batched_onnx
 
         from .model_files import resolve_model, sha256_file
 

@@ -95,7 +95,7 @@ def _parse_onnx_spec(text: str) -> tuple[Path, dict]:
 
 def sface_digests() -> set[str]:
     """sha256 of the bundled SFace file and of the float copies faceedge makes of it."""
-    from trt_engines.models import batched_onnx
+    from faceedge.trt_engines.models import batched_onnx
 
     from .model_files import prepare_onnx, resolve_model, sha256_file
 
@@ -110,8 +110,8 @@ class OnnxRecognizer:
 
     def __init__(self, path: Path, input_convention: str | None = None, threshold: float | None = None,
                  threads: int = 1):
-        from trt_engines.backends import open_backend
-        from trt_engines.models import batched_onnx, input_spec
+        from faceedge.trt_engines.backends import open_backend
+        from faceedge.trt_engines.models import batched_onnx, input_spec
 
         from .model_files import sha256_file
 

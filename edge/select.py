@@ -90,7 +90,7 @@ class LearnedScorer:
     """
 
     def __init__(self, name: str, model: str, face_input: FaceInput, inference=None, backend=None):
-        from trt_engines.models import input_spec, metadata_props, open_model, output_names
+        from faceedge.trt_engines.models import input_spec, metadata_props, open_model, output_names
 
         from .config import InferenceConfig
         from .errors import ModelFileError

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.align import ALIGNED_SIZE, align_face
-from edge.detect import Detection
-from edge.face_geometry import estimate_yaw_pitch
+from faceedge.edge.align import ALIGNED_SIZE, align_face
+from faceedge.edge.detect import Detection
+from faceedge.edge.face_geometry import estimate_yaw_pitch
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.testing_rtsp import SYSTEM_PYTHON, RtspServer, free_port, looped_copy  # noqa: F401 (re-exported)
+from faceedge.edge.testing_rtsp import SYSTEM_PYTHON, RtspServer, free_port, looped_copy  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -38,7 +38,7 @@ def rtsp_server(looped_video):
 
 
 def faceedge_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "edge.cli", *args]
+    return [sys.executable, "-m", "faceedge.edge.cli", *args]
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1):

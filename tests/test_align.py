@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from insightface.utils import face_align
 
-from edge.align import align_face, similarity_to, template_for
-from edge.detect import YuNetDetector
+from faceedge.edge.align import align_face, similarity_to, template_for
+from faceedge.edge.detect import YuNetDetector
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from edge.errors import ModelFileError
-from trt_engines import info
-from trt_engines.backends import (DEFAULT_ORDER, BackendRequest, BackendUnavailable, int8_model_path,
+from faceedge.edge.errors import ModelFileError
+from faceedge.trt_engines import info
+from faceedge.trt_engines.backends import (DEFAULT_ORDER, BackendRequest, BackendUnavailable, int8_model_path,
                                   open_backend, select_backend)
-from trt_engines.models import model_path
+from faceedge.trt_engines.models import model_path
 
 
 class Fake:
@@ -83,9 +83,9 @@ def test_model_info_gauge():
 
 def test_a_default_yunet_detector_gives_tensorrt_its_free_height_and_width(monkeypatch):
     # TensorRT's default profile refuses free non-batch dims, so the detector must bring its own.
-    import trt_engines.backends as backends
-    from edge.detect import YuNetDetector
-    from trt_engines.tensorrt_backend import default_profile
+    import faceedge.trt_engines.backends as backends
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.trt_engines.tensorrt_backend import default_profile
 
     opened = {}
 

@@ -3,9 +3,9 @@ import threading
 import numpy as np
 import pytest
 
-from trt_engines.backends import OnnxRuntimeBackend
-from trt_engines.batching import Batcher
-from trt_engines.models import MODELS, input_spec, model_path
+from faceedge.trt_engines.backends import OnnxRuntimeBackend
+from faceedge.trt_engines.batching import Batcher
+from faceedge.trt_engines.models import MODELS, input_spec, model_path
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ def error_lines(result):
 
 def test_runtime_commands_do_not_need_torch():
     # torch is the `train` extra: a runtime install (Jetson) must run without it.
-    code = ("import sys; from edge.cli import build_parser; build_parser(['run']).parse_args(['run']); "
-            "import edge.pipeline, edge.demo, edge.subscribe; assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys; from faceedge.edge.cli import build_parser; build_parser(['run']).parse_args(['run']); "
+            "import faceedge.edge.pipeline, faceedge.edge.demo, faceedge.edge.subscribe; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

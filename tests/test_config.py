@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import Config, load_config
-from edge.errors import ConfigError
+from faceedge.edge.config import Config, load_config
+from faceedge.edge.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ def test_set_overrides_any_key_with_yaml_typing():
 
 
 def test_decoder_threads_auto_shares_half_the_cores_among_streams():
-    from edge.source import decoder_thread_count
+    from faceedge.edge.source import decoder_thread_count
 
     assert load_config(None, []).source.decoder_threads == "auto"
     assert load_config(None, ["source.decoder_threads=3"]).source.decoder_threads == 3

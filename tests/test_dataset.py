@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.align import ARCFACE_TEMPLATE
-from edge.face_geometry import estimate_yaw_pitch
-from pipelines.dataset import FrontalFilter, build_dataset, holdout_identity, split_identities
+from faceedge.edge.align import ARCFACE_TEMPLATE
+from faceedge.edge.face_geometry import estimate_yaw_pitch
+from faceedge.pipelines.dataset import FrontalFilter, build_dataset, holdout_identity, split_identities
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # ArcFace 112x112 template: a frontal face by construction.
@@ -64,7 +64,7 @@ def test_identity_split_is_deterministic_and_disjoint():
 
 @pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
 def test_build_dataset_on_real_identities():
-    from edge.detect import YuNetDetector
+    from faceedge.edge.detect import YuNetDetector
 
     detector = YuNetDetector(threads=1)
     some = ["obama", "biden"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines import degrade as dg
+from faceedge.pipelines import degrade as dg
 
 
 @pytest.fixture

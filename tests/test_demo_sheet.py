@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from edge.demo import CandidateStrips, EvenSample, track_rows
-from edge.detect import Detection
-from edge.select import Candidate
+from faceedge.edge.demo import CandidateStrips, EvenSample, track_rows
+from faceedge.edge.detect import Detection
+from faceedge.edge.select import Candidate
 
 
 def test_even_sample_stays_bounded_and_spread_over_everything_added():

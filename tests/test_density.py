@@ -12,11 +12,11 @@ import av
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import VIDEO, wait_for
-from edge.cadence import DetectCadence
-from edge.cli import main
-from edge.config import load_config
-from edge.metrics import Metrics
-from edge.pipeline import Pipeline, make_detector
+from faceedge.edge.cadence import DetectCadence
+from faceedge.edge.cli import main
+from faceedge.edge.config import load_config
+from faceedge.edge.metrics import Metrics
+from faceedge.edge.pipeline import Pipeline, make_detector
 
 
 def clip_frames() -> int:

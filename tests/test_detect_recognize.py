@@ -3,9 +3,9 @@ import importlib.resources
 import cv2
 import numpy as np
 
-from edge.align import align_face
-from edge.detect import YuNetDetector
-from edge.recognize import SFaceRecognizer
+from faceedge.edge.align import align_face
+from faceedge.edge.detect import YuNetDetector
+from faceedge.edge.recognize import SFaceRecognizer
 
 
 def iou(a, b):

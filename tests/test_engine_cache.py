@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from trt_engines.engine_cache import batch_profile, engine_path, make_key
+from faceedge.trt_engines.engine_cache import batch_profile, engine_path, make_key
 
 PROFILE = batch_profile("input", (3, 112, 112), 32, 8)
 BASE = dict(onnx_sha256="a" * 64, gpu_name="Orin", compute_capability="8.7", trt_version="10.3.0",

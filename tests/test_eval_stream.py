@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.stream_eval.judge import PersonTruth, Published, judge
-from pipelines.stream_eval.people import cluster_people
-from pipelines.stream_eval.synth import box_iou, choose_identities, load_people, make_clips
+from faceedge.pipelines.stream_eval.judge import PersonTruth, Published, judge
+from faceedge.pipelines.stream_eval.people import cluster_people
+from faceedge.pipelines.stream_eval.synth import box_iou, choose_identities, load_people, make_clips
 
 from conftest import DATA, REPO, faceedge_cmd
 
@@ -20,14 +20,14 @@ IDENTITIES = DATA / "identities"
 
 @pytest.fixture(scope="module")
 def yunet():
-    from edge.detect import YuNetDetector
+    from faceedge.edge.detect import YuNetDetector
 
     return YuNetDetector(threads=1)
 
 
 def test_synthetic_truth_matches_yunet(yunet, tmp_path):
-    from edge.align import align_face
-    from edge.recognize import SFaceRecognizer
+    from faceedge.edge.align import align_face
+    from faceedge.edge.recognize import SFaceRecognizer
 
     people = load_people(IDENTITIES, choose_identities(IDENTITIES, "all", 0.35), 3, yunet, seed=1)
     assert len(people) == 3 and all(p.gallery.path not in {s.path for s in p.shown} for p in people)
@@ -127,9 +127,9 @@ def test_eval_stream_end_to_end(tmp_path):
 
 
 def test_tracks_are_published_ids_whatever_the_tracker_keys():
-    from pipelines.stream_eval.clips import Clip
-    from pipelines.stream_eval.runner import Offer
-    from pipelines.stream_eval.synth import ClipTruth, FaceTruth
+    from faceedge.pipelines.stream_eval.clips import Clip
+    from faceedge.pipelines.stream_eval.runner import Offer
+    from faceedge.pipelines.stream_eval.synth import ClipTruth, FaceTruth
 
     box_a, box_b = [0.0, 0.0, 40.0, 40.0], [100.0, 0.0, 140.0, 40.0]
     frames = [[FaceTruth("a", box_a, 1.0), FaceTruth("b", box_b, 1.0)] for _ in range(6)]

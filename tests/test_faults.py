@@ -13,9 +13,9 @@ import urllib.request
 import zmq
 
 from conftest import RtspServer, free_port
-from edge.config import load_config
-from edge.pipeline import Pipeline
-from edge.publish import decode_message
+from faceedge.edge.config import load_config
+from faceedge.edge.pipeline import Pipeline
+from faceedge.edge.publish import decode_message
 
 
 class Harness:

@@ -13,15 +13,15 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def splits():
     if not (DATA / "identities").is_dir():
         pytest.skip(f"shared face data not found at {DATA}")
-    from calibration.dataset import grouped_frames, split_sets
-    from edge.detect import YuNetDetector
+    from faceedge.calibration.dataset import grouped_frames, split_sets
+    from faceedge.edge.detect import YuNetDetector
 
     groups = grouped_frames([DATA / "identities"], 60)
     return split_sets(groups, YuNetDetector(threads=1), max_faces=24)
 
 
 def test_splits_are_by_identity(splits):
-    from calibration.dataset import split_of
+    from faceedge.calibration.dataset import split_of
 
     names = [p.name for p in (DATA / "identities").iterdir() if p.is_dir()]
     assert {split_of(n) for n in names} == {"fit", "choose", "report"}
@@ -31,10 +31,10 @@ def test_splits_are_by_identity(splits):
 def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     import torch
 
-    from calibration.calibrate import calibrate_model
-    from calibration.standin import scorer_onnx
-    from edge.face_input import SCORER_INPUTS
-    from trt_engines.backends import open_backend
+    from faceedge.calibration.calibrate import calibrate_model
+    from faceedge.calibration.standin import scorer_onnx
+    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.trt_engines.backends import open_backend
 
     torch.set_num_threads(1)
     float_path = scorer_onnx(tmp_path / "selection.onnx", splits["fit"].faces.crops, steps=40)
@@ -93,7 +93,7 @@ def _tiny_qdq(path: Path, activation_zero: int) -> None:
 def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
     import onnxruntime as ort
 
-    from trt_engines.tensorrt_backend import tensorrt_qdq
+    from faceedge.trt_engines.tensorrt_backend import tensorrt_qdq
 
     source = tmp_path / "tiny.int8.onnx"
     _tiny_qdq(source, activation_zero)
@@ -126,8 +126,8 @@ def test_detector_calibration_reproduces_the_fp32_detections(tmp_path, splits):
     """The detector path: raw heads of the FP32 reference and of each candidate, decoded to boxes."""
     import shutil
 
-    from calibration.calibrate import calibrate_model
-    from trt_engines.models import model_path
+    from faceedge.calibration.calibrate import calibrate_model
+    from faceedge.trt_engines.models import model_path
 
     float_path = tmp_path / "detector.onnx"
     shutil.copy(model_path("detector"), float_path)
@@ -143,7 +143,7 @@ def test_first_layer_and_head_stay_float():
     import onnx
     from onnx import helper
 
-    from calibration.quantize import float_nodes
+    from faceedge.calibration.quantize import float_nodes
 
     nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="first"),
              helper.make_node("Relu", ["a"], ["b"], name="mid"),
@@ -159,8 +159,8 @@ def test_first_layer_and_head_stay_float():
 
 
 def test_calibration_candidates_and_per_model_settings():
-    from calibration.calibrate import candidates_of
-    from edge.config import load_config
+    from faceedge.calibration.calibrate import candidates_of
+    from faceedge.edge.config import load_config
 
     assert candidates_of(("entropy", "percentile"), (99.999, 99.99)) == [
         ("entropy", "entropy", 99.999), ("percentile 99.999", "percentile", 99.999),
@@ -175,8 +175,8 @@ def test_calibration_candidates_and_per_model_settings():
 def test_quantizing_leaves_the_working_directory_clean(tmp_path, monkeypatch):
     import numpy as np
 
-    from calibration.quantize import quantize_candidates
-    from trt_engines.models import model_path
+    from faceedge.calibration.quantize import quantize_candidates
+    from faceedge.trt_engines.models import model_path
 
     # YuNet's free H, W sends ORT's pre-processing down its path that writes scratch files.
     work = tmp_path / "cwd"
@@ -203,12 +203,12 @@ class RecordingBackend:
 
 
 def test_calibration_feeds_every_face_model_what_the_runtime_feeds_it(splits):
-    from calibration.feeds import face_inputs
-    from edge.enhance import SuperResolver
-    from edge.face_input import SCORER_INPUTS
-    from edge.recognize import SFaceRecognizer
-    from edge.select import Candidate, LearnedScorer
-    from trt_engines.models import MODELS, input_spec, model_path
+    from faceedge.calibration.feeds import face_inputs
+    from faceedge.edge.enhance import SuperResolver
+    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.edge.recognize import SFaceRecognizer
+    from faceedge.edge.select import Candidate, LearnedScorer
+    from faceedge.trt_engines.models import MODELS, input_spec, model_path
 
     crops = splits["report"].faces.crops[:6]
     candidates = [Candidate(crop, None, (0, 0)) for crop in crops]
@@ -232,7 +232,7 @@ def test_calibration_feeds_every_face_model_what_the_runtime_feeds_it(splits):
 
 
 def test_paired_speedup_alternates_calls_and_compares_total_time(monkeypatch):
-    from edge.commands import bench_models
+    from faceedge.edge.commands import bench_models
 
     clock = [0.0]
     monkeypatch.setattr(bench_models.time, "perf_counter", lambda: clock[0])
@@ -251,7 +251,7 @@ def test_paired_speedup_alternates_calls_and_compares_total_time(monkeypatch):
 
 
 def test_best_face_agreement_counts_tracks_and_gives_a_wilson_interval():
-    from calibration.agreement import score_agreement
+    from faceedge.calibration.agreement import score_agreement
 
     fp32 = np.array([0.1, 0.9, 0.5, 0.7, 0.2, 0.3, 0.4])
     # Track 1 keeps its best crop (index 1), track 2 flips (3 -> 2), the one-crop track is not a choice.

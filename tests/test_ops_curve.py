@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.cli import main
-from edge.config import CurveConfig, load_config
-from edge.errors import ConfigError
-from edge.publish import Publisher, decode_message, encode_message
-from edge.security import CurveClientKeys
-from edge.spool import read_spool
-from edge.subscribe import connect
+from faceedge.edge.cli import main
+from faceedge.edge.config import CurveConfig, load_config
+from faceedge.edge.errors import ConfigError
+from faceedge.edge.publish import Publisher, decode_message, encode_message
+from faceedge.edge.security import CurveClientKeys
+from faceedge.edge.spool import read_spool
+from faceedge.edge.subscribe import connect
 
 from conftest import VIDEO, free_port
 
@@ -121,7 +121,7 @@ def test_cli_exits_2_naming_a_missing_key(tmp_path, caplog):
 
 def test_pipeline_with_curve_and_spool(keys, tmp_path):
     """The real pipeline on the shared clip: the allowed subscriber gets faces, the other none; all are spooled."""
-    from edge.pipeline import Pipeline
+    from faceedge.edge.pipeline import Pipeline
 
     port = free_port()
     spool_dir = tmp_path / "spool"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from edge.cli import main
-from edge.soak import outage_times
+from faceedge.edge.cli import main
+from faceedge.edge.soak import outage_times
 
 from conftest import VIDEO
 

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import load_config
-from edge.errors import ConfigError
-from edge.publish import encode_message
-from edge.spool import Spool, read_spool, segments
+from faceedge.edge.config import load_config
+from faceedge.edge.errors import ConfigError
+from faceedge.edge.publish import encode_message
+from faceedge.edge.spool import Spool, read_spool, segments
 
 
 def message(n: int, rng: np.random.Generator, with_original: bool = False) -> tuple[dict, list[bytes], np.ndarray]:

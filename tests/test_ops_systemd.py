@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from edge.notify import SystemdNotifier
+from faceedge.edge.notify import SystemdNotifier
 
 from conftest import REPO, VIDEO, faceedge_cmd, free_port
 

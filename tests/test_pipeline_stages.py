@@ -7,9 +7,9 @@ import threading
 import av
 
 from conftest import VIDEO
-from edge.config import load_config
-from edge.metrics import Metrics
-from edge.pipeline import Pipeline, make_detector
+from faceedge.edge.config import load_config
+from faceedge.edge.metrics import Metrics
+from faceedge.edge.pipeline import Pipeline, make_detector
 
 
 def file_config(*overrides: str):

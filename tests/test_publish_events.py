@@ -11,10 +11,10 @@ from collections import Counter, defaultdict
 
 import jsonschema
 
-from edge.metrics import Metrics
-from edge.pipeline import Pipeline
-from edge.publish import load_schema
-from edge.spool import read_spool
+from faceedge.edge.metrics import Metrics
+from faceedge.edge.pipeline import Pipeline
+from faceedge.edge.publish import load_schema
+from faceedge.edge.spool import read_spool
 from test_pipeline_stages import RecordingObserver, file_config, run_with_timeout
 
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from edge.errors import FaceEdgeError
+from faceedge.edge.errors import FaceEdgeError
 
-from pipelines.quality import grading
-from pipelines.quality.dcgan import GAN, Discriminator, Generator
-from pipelines.quality.model import QualityResNet, export_onnx, level_loss, onnx_parity
-from pipelines.quality.preprocess import PANEL_SIZE, quality_blob, three_panel
+from faceedge.pipelines.quality import grading
+from faceedge.pipelines.quality.dcgan import GAN, Discriminator, Generator
+from faceedge.pipelines.quality.model import QualityResNet, export_onnx, level_loss, onnx_parity
+from faceedge.pipelines.quality.preprocess import PANEL_SIZE, quality_blob, three_panel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IDENTITIES = DATA / "identities"
@@ -155,7 +155,7 @@ def test_classifier_loss_falls_in_a_few_steps():
 
 
 def test_train_quality_command_runs_end_to_end_and_resumes(tmp_path):
-    from edge.commands import train as train_command
+    from faceedge.edge.commands import train as train_command
 
     parser = argparse.ArgumentParser()
     train_command.add_arguments(parser)
@@ -180,12 +180,12 @@ def test_train_quality_command_runs_end_to_end_and_resumes(tmp_path):
 
 
 def test_shipped_model_scores_a_sharp_held_out_face_above_its_degraded_copy():
-    from edge.align import align_face
-    from edge.config import InferenceConfig, SelectConfig
-    from edge.detect import YuNetDetector
-    from edge.select import Candidate, make_scorer
-    from pipelines.dataset import largest_face
-    from pipelines.degrade import gaussian_blur, jpeg_compress, resample
+    from faceedge.edge.align import align_face
+    from faceedge.edge.config import InferenceConfig, SelectConfig
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.edge.select import Candidate, make_scorer
+    from faceedge.pipelines.dataset import largest_face
+    from faceedge.pipelines.degrade import gaussian_blur, jpeg_compress, resample
 
     scorer = make_scorer(SelectConfig(scorer="quality"), InferenceConfig(threads=1))
     photo = cv2.imread(str(IDENTITIES / "deepface_00" / "img1.jpg"))  # a held-out identity

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import ConfigError
-from edge.recognizers import dlib_missing, open_recognizer
+from faceedge.edge.errors import ConfigError
+from faceedge.edge.recognizers import dlib_missing, open_recognizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
@@ -15,8 +15,8 @@ needs_data = pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shar
 @pytest.fixture(scope="module")
 def faces():
     """{identity: aligned clean faces} for three people of the shared data."""
-    from edge.detect import YuNetDetector
-    from pipelines.dataset import build_dataset
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.pipelines.dataset import build_dataset
 
     records = build_dataset(DATA / "identities", YuNetDetector(threads=1), identities=["obama", "biden", "deepface_08"])
     out = {}
@@ -27,9 +27,9 @@ def faces():
 
 def _labels(spec: str):
     """Four-case labels of a few probes of three people, with the recogniser `spec` names."""
-    from edge.detect import YuNetDetector
-    from pipelines.dataset import build_dataset
-    from pipelines.selection.samples import label_blocks, make_blocks, make_gallery, probe_records
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.pipelines.dataset import build_dataset
+    from faceedge.pipelines.selection.samples import label_blocks, make_blocks, make_gallery, probe_records
 
     recognizer = open_recognizer(spec)
     records = build_dataset(DATA / "identities", YuNetDetector(threads=1), identities=["obama", "biden", "deepface_08"])
@@ -40,8 +40,8 @@ def _labels(spec: str):
 
 @needs_data
 def test_sface_through_onnx_path_gives_the_same_labels():
-    from edge.model_files import resolve_model
-    from trt_engines.models import batched_onnx
+    from faceedge.edge.model_files import resolve_model
+    from faceedge.trt_engines.models import batched_onnx
 
     reference = _labels("sface")
     assert len(reference.labels) > 20 and 0 < reference.labels.mean() < 1
@@ -114,10 +114,10 @@ def test_dlib_reports_why_it_is_missing(monkeypatch):
 
 
 def test_trained_model_records_its_recognizer(tmp_path):
-    from edge.face_input import SCORER_INPUTS
-    from edge.select import LearnedScorer
-    from pipelines.selection.model import SelectionNet
-    from pipelines.selection.train import FACE_INPUT, export_onnx, recognizer_metadata
+    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.edge.select import LearnedScorer
+    from faceedge.pipelines.selection.model import SelectionNet
+    from faceedge.pipelines.selection.train import FACE_INPUT, export_onnx, recognizer_metadata
 
     path = tmp_path / "selection.onnx"
     recognizer = {"name": "dlib", "version": "abcdef012345", "threshold": -0.6}

@@ -11,13 +11,13 @@ import pytest
 import zmq
 
 from conftest import VIDEO, faceedge_cmd, free_port
-from edge.cli import main
-from edge.config import CurveConfig
-from edge.publish import SCHEMA, Publisher, decode_message, encode_message
-from edge.relay import Relay
-from edge.security import CurveClientKeys
-from edge.spool import read_spool
-from edge.subscribe import connect
+from faceedge.edge.cli import main
+from faceedge.edge.config import CurveConfig
+from faceedge.edge.publish import SCHEMA, Publisher, decode_message, encode_message
+from faceedge.edge.relay import Relay
+from faceedge.edge.security import CurveClientKeys
+from faceedge.edge.spool import read_spool
+from faceedge.edge.subscribe import connect
 
 
 def received_until(socket: zmq.Socket, done, quiet_s: float = 1.5) -> list[dict]:

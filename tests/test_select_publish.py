@@ -5,12 +5,12 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.align import ARCFACE_TEMPLATE
-from edge.detect import Detection
-from edge.face_quality import face_quality
-from edge.publish import SCHEMA, MessageError, decode_message, encode_message, load_schema
-from edge.publish_policy import PublishPolicy
-from edge.select import BestFace, Candidate, HeuristicScorer
+from faceedge.edge.align import ARCFACE_TEMPLATE
+from faceedge.edge.detect import Detection
+from faceedge.edge.face_quality import face_quality
+from faceedge.edge.publish import SCHEMA, MessageError, decode_message, encode_message, load_schema
+from faceedge.edge.publish_policy import PublishPolicy
+from faceedge.edge.select import BestFace, Candidate, HeuristicScorer
 
 
 def candidate(image, bbox=(100, 100, 212, 212), score=0.9, shape=(720, 1280)):

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from edge.config import InferenceConfig, SelectConfig
-from edge.face_input import SCORER_INPUTS
-from edge.select import Candidate, LearnedScorer, make_scorer
-from pipelines.selection.protocol import best_of_track, error_versus_discard
-from pipelines.selection.labels import CASES, four_case_labels, has_genuine_mate, match_gallery
-from pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
-from pipelines.selection.train import FACE_INPUT, Samples, TrainSettings, export_onnx, train_model
+from faceedge.edge.config import InferenceConfig, SelectConfig
+from faceedge.edge.face_input import SCORER_INPUTS
+from faceedge.edge.select import Candidate, LearnedScorer, make_scorer
+from faceedge.pipelines.selection.protocol import best_of_track, error_versus_discard
+from faceedge.pipelines.selection.labels import CASES, four_case_labels, has_genuine_mate, match_gallery
+from faceedge.pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
+from faceedge.pipelines.selection.train import FACE_INPUT, Samples, TrainSettings, export_onnx, train_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WEIGHTS = Path(__file__).resolve().parents[1] / "edge" / "weights" / "selection.onnx"
@@ -94,8 +94,8 @@ def test_few_step_training_reduces_loss_and_resumes(tmp_path):
 
 
 def test_samples_without_genuine_similarity_are_refused(tmp_path):
-    from edge.errors import ConfigError
-    from pipelines.selection.samples import load_samples
+    from faceedge.edge.errors import ConfigError
+    from faceedge.pipelines.selection.samples import load_samples
 
     old = tmp_path / "samples.npz"
     np.savez(old, aligned=np.zeros((1, 112, 112, 3), np.uint8), labels=np.ones(1), cases=np.zeros(1),
@@ -127,7 +127,7 @@ def test_scorer_ranks_faces_a_float32_sigmoid_would_tie(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from edge.detect import Detection
+    from faceedge.edge.detect import Detection
 
     # logit = 48 * mean(face input), so the face's brightness sets its logit.
     graph = helper.make_graph(
@@ -154,8 +154,8 @@ def test_face_input_is_shared_and_shaped():
 
 
 def test_learned_scorer_refuses_a_model_of_another_input_size(tmp_path):
-    from edge.errors import ModelFileError
-    from edge.face_input import FaceInput
+    from faceedge.edge.errors import ModelFileError
+    from faceedge.edge.face_input import FaceInput
 
     net = SelectionNet(width=8).eval()
     export_onnx(net, tmp_path / "m.onnx", FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)))
@@ -164,8 +164,8 @@ def test_learned_scorer_refuses_a_model_of_another_input_size(tmp_path):
 
 
 def _real_face():
-    from edge.align import align_face
-    from edge.detect import YuNetDetector
+    from faceedge.edge.align import align_face
+    from faceedge.edge.detect import YuNetDetector
 
     image = cv2.imread(str(DATA / "identities" / "obama" / "obama.jpg"))
     detection = max(YuNetDetector(threads=1).detect(image), key=lambda d: d.size)
@@ -203,8 +203,8 @@ def test_error_versus_discard_and_best_of_track():
 def test_train_cli_end_to_end_resumes_and_guards_its_samples(tmp_path):
     import json
 
-    from edge.cli import main
-    from edge.errors import ConfigError
+    from faceedge.edge.cli import main
+    from faceedge.edge.errors import ConfigError
 
     data = tmp_path / "ids"
     data.mkdir()
@@ -228,7 +228,7 @@ def test_train_cli_end_to_end_resumes_and_guards_its_samples(tmp_path):
 def test_eval_cli_writes_every_scorer(tmp_path):
     import json
 
-    from edge.cli import main
+    from faceedge.edge.cli import main
 
     data = tmp_path / "ids"
     data.mkdir()
@@ -239,7 +239,7 @@ def test_eval_cli_writes_every_scorer(tmp_path):
                  "--split", "all", "--holdout-fraction", "0", "--probes-per-photo", "4", "--tracks-per-photo", "1",
                  "--track-length", "3", "--bootstrap", "50"]) == 0
     report = json.loads(out.read_text())
-    from edge.config import DetectConfig
+    from faceedge.edge.config import DetectConfig
 
     assert report["min_face"] == DetectConfig().min_face  # by default the eval applies the runtime's floor
     assert report["split"] == "all" and report["identities"] == ["biden", "obama"]
@@ -262,10 +262,10 @@ def test_eval_cli_writes_every_scorer(tmp_path):
 
 def test_probe_maker_drops_faces_below_the_runtime_min_face():
     """The runtime never scores a face whose box is below detect.min_face, so neither do the probes."""
-    from edge.config import DetectConfig
-    from edge.detect import Detection
-    from pipelines.dataset import FaceRecord
-    from pipelines.selection.probes import MIN_FACE, ProbeMaker
+    from faceedge.edge.config import DetectConfig
+    from faceedge.edge.detect import Detection
+    from faceedge.pipelines.dataset import FaceRecord
+    from faceedge.pipelines.selection.probes import MIN_FACE, ProbeMaker
 
     assert MIN_FACE == DetectConfig().min_face
 
@@ -294,7 +294,7 @@ def test_probe_maker_drops_faces_below_the_runtime_min_face():
 
 
 def test_fmr_threshold_on_hand_made_impostor_scores():
-    from pipelines.selection.protocol import fmr_threshold
+    from faceedge.pipelines.selection.protocol import fmr_threshold
 
     impostors = np.array([0.1, 0.5, 0.2, 0.9, 0.3, 0.7, 0.4, 0.6, 0.0, 0.8])
     # 10 comparisons: FMR 0.1 allows one false match (0.9), so the threshold sits just above 0.8.
@@ -314,7 +314,7 @@ def test_fmr_threshold_on_hand_made_impostor_scores():
 
 
 def test_impostor_top_keeps_what_the_fmr_threshold_needs():
-    from pipelines.selection.protocol import fmr_threshold, impostor_top
+    from faceedge.pipelines.selection.protocol import fmr_threshold, impostor_top
 
     rng = np.random.default_rng(0)
     probes, gallery = rng.normal(size=(300, 8)), rng.normal(size=(40, 8))
@@ -327,7 +327,7 @@ def test_impostor_top_keeps_what_the_fmr_threshold_needs():
 
 
 def test_weighted_error_versus_discard_equals_repeating_the_probes():
-    from pipelines.selection.protocol import partial_area
+    from faceedge.pipelines.selection.protocol import partial_area
 
     rng = np.random.default_rng(1)
     scores, failures = rng.random(50), rng.random(50) < 0.3

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cli import main
+from faceedge.edge.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 LARGE = REPO.parent / "shared" / "data" / "identities_large"
@@ -76,7 +76,7 @@ def test_shards_and_workers_give_exactly_the_single_process_samples(data, single
     assert _train(data, workers, "--workers", "2", "--samples-only") == 0
     _assert_same_samples(workers / "samples.npz", single)
     # A missing shard is refused, naming the problem.
-    from edge.errors import ConfigError
+    from faceedge.edge.errors import ConfigError
 
     assert _train(data, tmp_path / "half", "--merge-shards", str(parts[0])) == ConfigError.exit_code
 
@@ -95,7 +95,7 @@ def test_few_epochs_lower_the_loss_and_two_gloo_processes_follow_one(single, dat
     assert len(alone) == 3 and alone[-1] < alone[0]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "edge.cli", "train", "selection", "--data", str(data), "--out", str(two), *SAMPLE_ARGS,
+               "-m", "faceedge.edge.cli", "train", "selection", "--data", str(data), "--out", str(two), *SAMPLE_ARGS,
                *TRAIN_ARGS]
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=500)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -109,7 +109,7 @@ def test_few_epochs_lower_the_loss_and_two_gloo_processes_follow_one(single, dat
 
 
 def test_held_out_split_never_trains_on_an_identity_it_reports_on(tmp_path):
-    from pipelines.dataset import split_identities
+    from faceedge.pipelines.dataset import split_identities
 
     names = SLICE + ["lfw_Adolfo_Aguilar_Zinser", "celeb5_madonna"]
     data = _slice(tmp_path / "ids", names)

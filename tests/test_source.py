@@ -4,7 +4,7 @@ import av
 import numpy as np
 import pytest
 
-from edge.source import FrameBuffer, FramePacket, FullFrame, StreamEvent, detector_shape, mask_url
+from faceedge.edge.source import FrameBuffer, FramePacket, FullFrame, StreamEvent, detector_shape, mask_url
 
 
 def packet(i: int) -> FramePacket:
@@ -81,9 +81,9 @@ class _Container:
 
 
 def test_rejected_packets_are_skipped_and_counted_until_a_long_run():
-    from edge.config import SourceConfig, StreamConfig
-    from edge.metrics import Metrics
-    from edge.source import MAX_BAD_PACKETS, VideoSource
+    from faceedge.edge.config import SourceConfig, StreamConfig
+    from faceedge.edge.metrics import Metrics
+    from faceedge.edge.source import MAX_BAD_PACKETS, VideoSource
 
     metrics = Metrics()
     source = VideoSource(StreamConfig(id="cam", url="rtsp://127.0.0.1/x"), SourceConfig(), 640, 1,

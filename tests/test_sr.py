@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from edge.detect import Detection
-from edge.align import ARCFACE_TEMPLATE as TEMPLATE
-from edge.enhance import SREnhancer, SuperResolver, face_mask, fuse
-from edge.select import Candidate
-from pipelines import degrade as dg
-from pipelines.sr import losses
-from pipelines.sr.data import SR_STEPS, PairSampler, Source
-from pipelines.sr.export import export_onnx, parity
-from pipelines.sr.models import Generator, count_macs, count_parameters
-from pipelines.sr.pruning import prune_block, prune_generator
-from pipelines.sr.train import TrainConfig, Trainer, augmentation_factor, next_severity
+from faceedge.edge.detect import Detection
+from faceedge.edge.align import ARCFACE_TEMPLATE as TEMPLATE
+from faceedge.edge.enhance import SREnhancer, SuperResolver, face_mask, fuse
+from faceedge.edge.select import Candidate
+from faceedge.pipelines import degrade as dg
+from faceedge.pipelines.sr import losses
+from faceedge.pipelines.sr.data import SR_STEPS, PairSampler, Source
+from faceedge.pipelines.sr.export import export_onnx, parity
+from faceedge.pipelines.sr.models import Generator, count_macs, count_parameters
+from faceedge.pipelines.sr.pruning import prune_block, prune_generator
+from faceedge.pipelines.sr.train import TrainConfig, Trainer, augmentation_factor, next_severity
 
 torch.set_num_threads(1)
 
@@ -71,8 +71,8 @@ def test_distillation_loss_is_zero_for_identical_student():
 # --- differentiable recogniser ------------------------------------------------------------------
 
 def test_torch_sface_matches_onnxruntime():
-    from edge.recognize import SFaceRecognizer
-    from pipelines.sr.sface_torch import SFaceTorch
+    from faceedge.edge.recognize import SFaceRecognizer
+    from faceedge.pipelines.sr.sface_torch import SFaceTorch
 
     faces = np.stack([_face_image(seed) for seed in range(3)])
     expected = SFaceRecognizer(threads=1).embed(faces)
@@ -161,7 +161,7 @@ def test_prune_block_keeps_the_strongest_filters():
 # --- training -----------------------------------------------------------------------------------
 
 def test_few_training_steps_reduce_the_loss():
-    from pipelines.sr.sface_torch import SFaceTorch
+    from faceedge.pipelines.sr.sface_torch import SFaceTorch
 
     sources = [Source(str(i), _face_image(i), TEMPLATE.copy()) for i in range(3)]
     config = TrainConfig(epochs=3, steps_per_epoch=8, batch=4, identity_batch=2, lr=2e-3, severity=0.5)
@@ -213,7 +213,7 @@ def _candidate(iod: float, frame_size: int = 400, turn: float = 1.0):
     landmarks[:, 0] *= turn
     landmarks = (landmarks + frame_size / 2).astype(np.float32)
     bbox = np.array([*(landmarks.min(0) - 10 * scale), *(landmarks.max(0) + 10 * scale)], np.float32)
-    from edge.align import align_face, context_box
+    from faceedge.edge.align import align_face, context_box
 
     x1, y1, x2, y2 = context_box(bbox, frame.shape, 0.5)
     return Candidate(aligned=align_face(frame, landmarks), detection=Detection(bbox, landmarks, 0.9),
@@ -236,7 +236,7 @@ class RecordingResolver:
 
 
 def test_a_small_frontal_face_is_restored_and_its_context_zoomed_to_its_resolution(resolver):
-    from edge.align import alignment_scale, capture_size, inter_ocular_distance
+    from faceedge.edge.align import alignment_scale, capture_size, inter_ocular_distance
 
     small = _candidate(7.0)  # a 22 px capture: below the generator's 28 px input
     assert capture_size(small.detection.landmarks) < 28
@@ -251,7 +251,7 @@ def test_a_small_frontal_face_is_restored_and_its_context_zoomed_to_its_resoluti
 
 
 def test_a_turned_large_face_is_not_restored(resolver):
-    from edge.align import capture_size, inter_ocular_distance
+    from faceedge.edge.align import capture_size, inter_ocular_distance
 
     turned = _candidate(50.0, turn=0.1)  # 160 px capture; its eyes are 5 px apart in the image
     assert inter_ocular_distance(turned.detection.landmarks) < 6
@@ -262,8 +262,8 @@ def test_a_turned_large_face_is_not_restored(resolver):
 
 
 def test_the_generator_input_is_never_smaller_than_the_capture_resolution(resolver):
-    from edge.align import capture_size
-    from edge.errors import ConfigError
+    from faceedge.edge.align import capture_size
+    from faceedge.edge.errors import ConfigError
 
     recording = RecordingResolver(resolver)
     enhancer = SREnhancer(recording)
@@ -311,9 +311,9 @@ def test_fusion_mask_is_soft_and_leaves_the_context_alone_far_from_the_face():
 
 
 def test_enhance_config_defaults_and_gate_setting():
-    from edge.config import EnhanceConfig, load_config
-    from edge.enhance import PassThrough, make_enhancer
-    from edge.errors import ConfigError
+    from faceedge.edge.config import EnhanceConfig, load_config
+    from faceedge.edge.enhance import PassThrough, make_enhancer
+    from faceedge.edge.errors import ConfigError
 
     defaults = EnhanceConfig()
     assert not defaults.enabled and defaults.model == "weights:sr.onnx" and defaults.max_capture_px is None
@@ -325,7 +325,7 @@ def test_enhance_config_defaults_and_gate_setting():
 
 
 def test_shipped_model_is_small_and_restores():
-    from edge.model_files import resolve_model
+    from faceedge.edge.model_files import resolve_model
 
     assert resolve_model("weights:sr.onnx").stat().st_size <= 5 * 2**20
     shipped = SuperResolver()

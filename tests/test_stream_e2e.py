@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.detect import YuNetDetector
-from edge.publish import decode_message, load_schema
+from faceedge.edge.detect import YuNetDetector
+from faceedge.edge.publish import decode_message, load_schema
 
 from conftest import REPO, faceedge_cmd, free_port, wait_for
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from edge.align import ARCFACE_TEMPLATE, similarity_to
-from edge.clip_writer import write_h264
-from edge.config import load_config
-from edge.cuts import CutDetector, dissimilarity, thumbnail_signature
-from edge.detect import YuNetDetector
-from edge.metrics import Metrics
-from edge.pipeline import Pipeline
-from edge.source import detector_shape
+from faceedge.edge.align import ARCFACE_TEMPLATE, similarity_to
+from faceedge.edge.clip_writer import write_h264
+from faceedge.edge.config import load_config
+from faceedge.edge.cuts import CutDetector, dissimilarity, thumbnail_signature
+from faceedge.edge.detect import YuNetDetector
+from faceedge.edge.metrics import Metrics
+from faceedge.edge.pipeline import Pipeline
+from faceedge.edge.source import detector_shape
 
 WIDTH, HEIGHT, FPS = 640, 360, 24
 PERSON_A = DATA / "identities" / "biden" / "biden.jpg"

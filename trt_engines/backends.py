@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from edge.errors import ModelFileError
+from faceedge.edge.errors import ModelFileError
 
 from . import info
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.model_files import free_batch_dim, load_onnx, prepare_onnx
+from faceedge.edge.model_files import free_batch_dim, load_onnx, prepare_onnx
 
 from .engine_cache import ShapeProfile, batch_profile
 

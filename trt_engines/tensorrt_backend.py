@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ModelFileError
-from edge.model_files import cache_dir as faceedge_cache_dir, load_onnx, sha256_file
+from faceedge.edge.errors import ModelFileError
+from faceedge.edge.model_files import cache_dir as faceedge_cache_dir, load_onnx, sha256_file
 
 from .backends import BackendUnavailable
 from .engine_cache import ShapeProfile, batch_profile, engine_path, make_key, write_sidecar

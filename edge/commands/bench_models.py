@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trt_engines.models import MODELS
+from faceedge.trt_engines.models import MODELS
 
 from ..config import load_config
 from ..errors import FaceEdgeError
@@ -78,7 +78,7 @@ def paired_speedup(reference, test, input_name: str, item_shape: tuple[int, ...]
 
 
 def standin_path(name: str, folder: Path, splits) -> Path:
-    from calibration.standin import scorer_onnx, upscaler_onnx
+    from faceedge.calibration.standin import scorer_onnx, upscaler_onnx
 
     if name == "sr":
         return upscaler_onnx(folder / "sr.onnx")
@@ -88,7 +88,7 @@ def standin_path(name: str, folder: Path, splits) -> Path:
 
 def open_each(path: Path, name: str, precision: str, inference, profile) -> list:
     """Every backend of the configured order that runs `precision` natively here."""
-    from trt_engines.backends import FACTORIES, NATIVE_PRECISIONS, BackendRequest, BackendUnavailable
+    from faceedge.trt_engines.backends import FACTORIES, NATIVE_PRECISIONS, BackendRequest, BackendUnavailable
 
     opened = []
     req = BackendRequest(path, precision, inference.threads, inference.batch_size, profile,
@@ -106,9 +106,9 @@ def open_each(path: Path, name: str, precision: str, inference, profile) -> list
 def run(args) -> int:
     import onnxruntime as ort
 
-    from calibration.calibrate import calibrate_configured, calibration_splits
-    from trt_engines.backends import describe_backends, int8_model_path
-    from trt_engines.models import input_spec, model_path, trt_profile
+    from faceedge.calibration.calibrate import calibrate_configured, calibration_splits
+    from faceedge.trt_engines.backends import describe_backends, int8_model_path
+    from faceedge.trt_engines.models import input_spec, model_path, trt_profile
 
     config = load_config(args.config, args.set)
     inference = config.inference

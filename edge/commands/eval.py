@@ -5,9 +5,9 @@ from __future__ import annotations
 from . import add_module_subcommands, run_module
 
 EVALUATIONS = {
-    "selection": ("pipelines.selection.evaluate", "scorers' error-versus-discard and best-of-track rank-1"),
-    "sr": ("pipelines.sr.evaluate", "SR vs bicubic: PSNR, SSIM, identity cosine, rank-1"),
-    "stream": ("pipelines.stream_eval.cli", "the real pipeline on labelled video: people recovered, efficiency, purity"),
+    "selection": ("faceedge.pipelines.selection.evaluate", "scorers' error-versus-discard and best-of-track rank-1"),
+    "sr": ("faceedge.pipelines.sr.evaluate", "SR vs bicubic: PSNR, SSIM, identity cosine, rank-1"),
+    "stream": ("faceedge.pipelines.stream_eval.cli", "the real pipeline on labelled video: people recovered, efficiency, purity"),
 }
 
 

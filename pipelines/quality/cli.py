@@ -7,7 +7,7 @@ import shutil
 from dataclasses import fields
 from pathlib import Path
 
-from edge.errors import FaceEdgeError
+from faceedge.edge.errors import FaceEdgeError
 
 from .grading import RULES
 
@@ -56,7 +56,7 @@ def run(args) -> int:
         raise FaceEdgeError(f"train quality: {exc}") from exc
     print(json.dumps(report, indent=2))
     if args.install:
-        from edge.model_files import WEIGHTS_DIR
+        from faceedge.edge.model_files import WEIGHTS_DIR
 
         WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(config.out) / "quality.onnx", WEIGHTS_DIR / "quality.onnx")

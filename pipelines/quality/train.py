@@ -24,9 +24,9 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from edge.align import ALIGNED_SIZE
-from pipelines.dataset import HOLDOUT_FRACTION, build_dataset, identity_folders, split_identities
-from pipelines.degrade import Degradation
+from faceedge.edge.align import ALIGNED_SIZE
+from faceedge.pipelines.dataset import HOLDOUT_FRACTION, build_dataset, identity_folders, split_identities
+from faceedge.pipelines.degrade import Degradation
 
 from . import grading
 from .dcgan import GAN
@@ -66,7 +66,7 @@ def load_faces(cfg: TrainConfig, out: Path) -> dict[str, np.ndarray]:
     cache = out / "faces.npz"
     if cache.is_file():
         return dict(np.load(cache))
-    from edge.detect import YuNetDetector
+    from faceedge.edge.detect import YuNetDetector
 
     names = [folder.name for folder in identity_folders(cfg.data)]
     train_ids, heldout_ids = split_identities(names, cfg.holdout_fraction)
@@ -139,7 +139,7 @@ def grade_generated(cfg: TrainConfig, real: np.ndarray, generated: dict, out: Pa
     path = out / "grades.npz"
     if path.is_file():
         return dict(np.load(path))
-    from edge.recognize import SFaceRecognizer
+    from faceedge.edge.recognize import SFaceRecognizer
 
     recognizer = SFaceRecognizer(threads=cfg.threads)
     real_features = recognizer.embed(real)
@@ -281,7 +281,7 @@ def evaluate(model: QualityResNet, pool: dict) -> dict:
 
     The Laplacian-variance sharpness the heuristic scorer uses is measured on the same faces, side by side.
     """
-    from edge.select import laplacian_variance
+    from faceedge.edge.select import laplacian_variance
 
     faces, strength = pool["heldout_images"], pool["heldout_strength"]
     if len(faces) == 0:

@@ -6,7 +6,7 @@ every epoch; a rerun resumes), selection.onnx and report.json (split, label bala
 Past one machine: `--workers N` makes the probes on N processes; `--shard i/n` makes only shard i of n
 (samples.shard-i-of-n.npz, for separate machines) and stops; `--merge-shards FILE...` joins them into
 samples.npz (exactly the set one process makes) and trains; `--samples-only` stops once samples.npz is
-written. Training runs under `torchrun --nproc-per-node K -m edge.cli train selection ...` with
+written. Training runs under `torchrun --nproc-per-node K -m faceedge.edge.cli train selection ...` with
 DistributedDataParallel once samples.npz exists.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ConfigError
-from pipelines.dataset import HOLDOUT_FRACTION
-from pipelines.selection.train import TrainSettings
+from faceedge.edge.errors import ConfigError
+from faceedge.pipelines.dataset import HOLDOUT_FRACTION
+from faceedge.pipelines.selection.train import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def add_arguments(parser) -> None:
 
 def split_of(args, side: str) -> tuple[list[str], list[str]]:
     """(identities on `side` ("train", "test" or "all"), all identities) of --data."""
-    from pipelines.dataset import identity_folders, split_identities
+    from faceedge.pipelines.dataset import identity_folders, split_identities
 
     try:
         names = [folder.name for folder in identity_folders(args.data)]
@@ -84,7 +84,7 @@ def split_of(args, side: str) -> tuple[list[str], list[str]]:
 
 def open_recognizer(args):
     """(the recogniser --recognizer names, the threshold in use)."""
-    from edge.recognizers import open_recognizer as open_named
+    from faceedge.edge.recognizers import open_recognizer as open_named
 
     recognizer = open_named(args.recognizer)
     return recognizer, recognizer.threshold if args.threshold is None else args.threshold
@@ -93,12 +93,12 @@ def open_recognizer(args):
 def run(args) -> int:
     import os
 
-    from edge.recognizers import describe
-    from pipelines.dataset import FrontalFilter
-    from pipelines.selection.probes import MIN_FACE
-    from pipelines.selection.samples import (build_samples, load_samples, merge_shards, parse_shard,
+    from faceedge.edge.recognizers import describe
+    from faceedge.pipelines.dataset import FrontalFilter
+    from faceedge.pipelines.selection.probes import MIN_FACE
+    from faceedge.pipelines.selection.samples import (build_samples, load_samples, merge_shards, parse_shard,
                                              save_samples, shard_path)
-    from pipelines.selection.train import (FACE_INPUT, export_onnx, join_world, leave_world, recognizer_metadata,
+    from faceedge.pipelines.selection.train import (FACE_INPUT, export_onnx, join_world, leave_world, recognizer_metadata,
                                            train_model)
 
     identities, names = split_of(args, "train")

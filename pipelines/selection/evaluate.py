@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge.config import DetectConfig, InferenceConfig
-from pipelines.selection.cli import add_split_arguments, open_recognizer, split_of
-from pipelines.selection.protocol import (INTERVAL, PARTIAL_AREAS, TARGET_FMR, error_versus_discard, fmr_threshold,
+from faceedge.edge.config import DetectConfig, InferenceConfig
+from faceedge.pipelines.selection.cli import add_split_arguments, open_recognizer, split_of
+from faceedge.pipelines.selection.protocol import (INTERVAL, PARTIAL_AREAS, TARGET_FMR, error_versus_discard, fmr_threshold,
                                           identity_resamples, impostor_top, interval, partial_area, track_hits)
 
 # Scorers are compared on one CPU thread, the same backend for each.
@@ -59,17 +59,17 @@ def add_arguments(parser) -> None:
 
 
 def selection_scorer(model: str):
-    from edge.face_input import SCORER_INPUTS
-    from edge.select import LearnedScorer
+    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.edge.select import LearnedScorer
 
     return LearnedScorer("selection", model, SCORER_INPUTS["selection"], ONE_CPU_THREAD)
 
 
 def scorer_table(selection, seed: int) -> dict:
     """name -> callable(probes) -> scores, for every scorer compared (`selection`: the model under test)."""
-    from edge.face_input import SCORER_INPUTS
-    from edge.model_files import WEIGHTS_DIR
-    from edge.select import Candidate, HeuristicScorer, LearnedScorer, laplacian_variance
+    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.edge.model_files import WEIGHTS_DIR
+    from faceedge.edge.select import Candidate, HeuristicScorer, LearnedScorer, laplacian_variance
 
     def candidates(ps):
         return [Candidate(p.aligned, p.detection, p.frame_shape) for p in ps]
@@ -96,7 +96,7 @@ def scorer_table(selection, seed: int) -> dict:
 
 def per_face_ms(scorer, faces: list[np.ndarray], repeats: int = 20) -> float:
     """Scorer latency per face in a batch of 32, one thread."""
-    from edge.select import Candidate
+    from faceedge.edge.select import Candidate
 
     batch = [Candidate(f, None, (0, 0)) for f in (faces * 32)[:32]]
     scorer.score(batch)
@@ -149,9 +149,9 @@ def track_figure(hits: np.ndarray, resamples: Resamples) -> dict:
 
 
 def run(args) -> int:
-    from edge.recognizers import describe
-    from pipelines.dataset import FrontalFilter, build_dataset
-    from pipelines.selection.samples import (BlockMaker, ProbeBlock, embed_all, label_blocks, make_blocks,
+    from faceedge.edge.recognizers import describe
+    from faceedge.pipelines.dataset import FrontalFilter, build_dataset
+    from faceedge.pipelines.selection.samples import (BlockMaker, ProbeBlock, embed_all, label_blocks, make_blocks,
                                              make_gallery, probe_records)
 
     identities, _ = split_of(args, args.split)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.align import align_face, context_box
-from edge.config import DetectConfig
-from edge.detect import Detection
-from pipelines.dataset import FaceRecord
-from pipelines.degrade import Degradation
+from faceedge.edge.align import align_face, context_box
+from faceedge.edge.config import DetectConfig
+from faceedge.edge.detect import Detection
+from faceedge.pipelines.dataset import FaceRecord
+from faceedge.pipelines.degrade import Degradation
 
 # Face box side after shrinking, pixels (sampled log-uniformly). It starts below MIN_FACE on purpose:
 # the re-detected box differs from the shrunk one by a few per cent either way, and the floor is

@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.errors import ConfigError
-from pipelines.selection.labels import case_counts, four_case_labels, has_genuine_mate, match_gallery
-from pipelines.selection.probes import MIN_FACE, Probe, ProbeMaker
+from faceedge.edge.errors import ConfigError
+from faceedge.pipelines.selection.labels import case_counts, four_case_labels, has_genuine_mate, match_gallery
+from faceedge.pipelines.selection.probes import MIN_FACE, Probe, ProbeMaker
 
 EMBED_BATCH = 64
 
@@ -80,8 +80,8 @@ class BlockMaker:
     """A photo -> its ProbeBlock: a detector, a recogniser and a probe maker of its own."""
 
     def __init__(self, recognizer: str, min_face: float = MIN_FACE):
-        from edge.detect import YuNetDetector
-        from edge.recognizers import open_recognizer
+        from faceedge.edge.detect import YuNetDetector
+        from faceedge.edge.recognizers import open_recognizer
 
         self.recognizer = open_recognizer(recognizer)
         self.maker = ProbeMaker(YuNetDetector(threads=1), min_face=min_face)
@@ -171,8 +171,8 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 def build_samples(data: Path, identities: list[str], per_photo: int, seed: int, threshold: float, frontal,
                   recognizer, shard: tuple[int, int] = (0, 1), workers: int = 1) -> LabelledProbes:
     """The labelled probes of shard `shard` (i, n) of the probe photos of `identities` under `data`."""
-    from edge.detect import YuNetDetector
-    from pipelines.dataset import build_dataset
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.pipelines.dataset import build_dataset
 
     records = build_dataset(data, YuNetDetector(threads=1), frontal=frontal, identities=identities)
     sources = probe_records(records)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge.face_input import LOGIT_OUTPUT, SCORER_INPUTS
-from pipelines.selection.samples import Samples
+from faceedge.edge.face_input import LOGIT_OUTPUT, SCORER_INPUTS
+from faceedge.pipelines.selection.samples import Samples
 
 log = logging.getLogger(__name__)
 FACE_INPUT = SCORER_INPUTS["selection"]
@@ -85,7 +85,7 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
     import torch
     import torch.distributed as dist
 
-    from pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
+    from faceedge.pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
 
     world = world or World()
     torch.set_num_threads(1)
@@ -195,7 +195,7 @@ def export_onnx(net, path: Path, parity_batch: np.ndarray, metadata: dict[str, s
 
 def recognizer_metadata(recognizer: dict) -> dict[str, str]:
     """metadata_props naming the recogniser whose labels a model learned (`edge.select.LearnedScorer.trained_for`)."""
-    from edge.select import TRAINED_FOR_KEY
+    from faceedge.edge.select import TRAINED_FOR_KEY
 
     return {TRAINED_FOR_KEY: recognizer["name"], f"{TRAINED_FOR_KEY}.version": recognizer["version"],
             f"{TRAINED_FOR_KEY}.threshold": repr(recognizer["threshold"])}

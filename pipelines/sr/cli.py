@@ -6,8 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-from edge.errors import ConfigError
-from pipelines.dataset import HOLDOUT_FRACTION
+from faceedge.edge.errors import ConfigError
+from faceedge.pipelines.dataset import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from edge.detect import YuNetDetector
-    from pipelines.dataset import identity_folders, split_identities
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.pipelines.dataset import identity_folders, split_identities
 
     from .data import PairSampler, load_sources
     from .export import cpu_latency_ms, export_onnx, parity

@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.align import TEMPLATE_IOD, align_face, inter_ocular_distance
-from edge.select import laplacian_variance
-from pipelines.dataset import build_dataset
-from pipelines.degrade import Degradation
+from faceedge.edge.align import TEMPLATE_IOD, align_face, inter_ocular_distance
+from faceedge.edge.select import laplacian_variance
+from faceedge.pipelines.dataset import build_dataset
+from faceedge.pipelines.degrade import Degradation
 
 log = logging.getLogger(__name__)
 

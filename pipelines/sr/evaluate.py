@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipelines.dataset import HOLDOUT_FRACTION
+from faceedge.pipelines.dataset import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.nd
              probe_keys: list, pixel: bool = True) -> dict:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from pipelines.selection.labels import has_genuine_mate, match_gallery
+    from faceedge.pipelines.selection.labels import has_genuine_mate, match_gallery
 
     psnr = ssim = None
     if pixel:
@@ -74,13 +74,13 @@ def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.nd
 
 
 def run(args) -> int:
-    from edge.align import align_face
-    from edge.detect import YuNetDetector
-    from edge.enhance import SuperResolver
-    from edge.errors import ConfigError
-    from edge.recognize import SFaceRecognizer
-    from pipelines.dataset import identity_folders, split_identities
-    from pipelines.degrade import Degradation
+    from faceedge.edge.align import align_face
+    from faceedge.edge.detect import YuNetDetector
+    from faceedge.edge.enhance import SuperResolver
+    from faceedge.edge.errors import ConfigError
+    from faceedge.edge.recognize import SFaceRecognizer
+    from faceedge.pipelines.dataset import identity_folders, split_identities
+    from faceedge.pipelines.degrade import Degradation
 
     from .data import HR_SIZE, SR_STEPS, load_sources
     from .export import cpu_latency_ms
@@ -153,13 +153,13 @@ def run(args) -> int:
 
 def _cpu_inference():
     """Restore on onnxruntime's CPU provider, 1 thread: the numbers do not depend on the machine's GPU."""
-    from edge.config import InferenceConfig
+    from faceedge.edge.config import InferenceConfig
 
     return InferenceConfig(backend="onnxruntime-cpu", threads=1)
 
 
 def _model_path(ref: str) -> Path:
-    from edge.model_files import resolve_model
+    from faceedge.edge.model_files import resolve_model
 
     return resolve_model(ref)
 

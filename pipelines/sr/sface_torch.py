@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.model_files import load_onnx, prepare_onnx
+from faceedge.edge.model_files import load_onnx, prepare_onnx
 
 
 class _Affine(nn.Module):

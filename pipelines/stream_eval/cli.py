@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.align import align_face
-from edge.config import load_config
-from edge.errors import ConfigError
-from edge.pipeline import make_detector, stream_id_for
-from edge.recognize import SFaceRecognizer
+from faceedge.edge.align import align_face
+from faceedge.edge.config import load_config
+from faceedge.edge.errors import ConfigError
+from faceedge.edge.pipeline import make_detector, stream_id_for
+from faceedge.edge.recognize import SFaceRecognizer
 
 from .clips import Clip
 from .judge import Published, judge
@@ -64,7 +64,7 @@ class VideoAction(argparse.Action):
 
 
 def add_arguments(parser) -> None:
-    from pipelines.dataset import HOLDOUT_FRACTION
+    from faceedge.pipelines.dataset import HOLDOUT_FRACTION
 
     parser.add_argument("--data", type=Path, default=None, help="identity folders for the synthetic clips")
     parser.add_argument("--split", choices=["test", "all"], default="test",

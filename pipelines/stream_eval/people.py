@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.align import align_face
-from pipelines.dataset import _images, identity_folders, largest_face
+from faceedge.edge.align import align_face
+from faceedge.pipelines.dataset import _images, identity_folders, largest_face
 
 
 @dataclass

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import zmq
 
-from edge.config import load_config
-from edge.pipeline import Pipeline
-from edge.publish import decode_message
-from edge.subscribe import connect, receive
-from edge.testing_rtsp import free_port
+from faceedge.edge.config import load_config
+from faceedge.edge.pipeline import Pipeline
+from faceedge.edge.publish import decode_message
+from faceedge.edge.subscribe import connect, receive
+from faceedge.edge.testing_rtsp import free_port
 
 
 @dataclass

@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.clip_writer import write_h264
-from pipelines.dataset import _images, identity_folders, largest_face, split_identities
+from faceedge.edge.clip_writer import write_h264
+from faceedge.pipelines.dataset import _images, identity_folders, largest_face, split_identities
 
 FPS = 25
 SIZE = (640, 360)

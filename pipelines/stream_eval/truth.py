@@ -14,8 +14,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from edge.align import align_face
-from edge.source import detector_shape
+from faceedge.edge.align import align_face
+from faceedge.edge.source import detector_shape
 
 EMBED_BATCH = 64
 
