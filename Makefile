@@ -3,6 +3,8 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 ORT ?= cpu
+# scrfd (insightface) only so the tests compare alignment with insightface's own norm_crop.
+EXTRAS ?= $(ORT),train,dev,scrfd
 
 .PHONY: venv demo test clean
 
@@ -11,9 +13,7 @@ $(BIN)/faceedge: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned to the CPU wheel, so nothing later resolves a CUDA build.
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[$(ORT),train,dev]"
-	# insightface without its deps: they would add opencv-python beside opencv-python-headless.
-	$(BIN)/pip install -q --no-deps "insightface==2.1"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	$(BIN)/python -m faceedge.edge.doctor --check-install
 	touch $@
 

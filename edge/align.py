@@ -3,18 +3,19 @@
 `align_face` is insightface's `face_align.norm_crop` (same template, same least-squares
 similarity, same warp), with the similarity solved in closed form: norm_crop's
 scikit-image estimator costs 3x more, and every face of every frame is aligned.
-`tests/test_align.py` holds the two to the same pixels.
+`tests/test_align.py` holds the two to the same pixels where insightface is installed (the `scrfd` extra).
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-from insightface.utils import face_align
 
 ALIGNED_SIZE = 112
-# insightface's ArcFace template: where the 5 landmarks land in an ALIGNED_SIZE face.
-ARCFACE_TEMPLATE = face_align.arcface_dst.astype(np.float32)
+# insightface's ArcFace template, `arcface_dst` in insightface/utils/face_align.py (MIT): where the 5 landmarks
+# (right eye, left eye, nose, right and left mouth corner, image left to right) land in an ALIGNED_SIZE face.
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 TEMPLATE_IOD = float(np.linalg.norm(ARCFACE_TEMPLATE[1] - ARCFACE_TEMPLATE[0]))
 
 

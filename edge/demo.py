@@ -1,12 +1,11 @@
-"""The embedded demo: a moving clip made from face photos that ship inside installed
-packages (insightface's sample images), run through the full pipeline, its published
-faces received by a real ZeroMQ subscriber and laid out on a contact sheet that shows the
-choice: per track, an even sample of the candidates it was offered (seen through the
-pipeline's observer) with their scores, and the face it sent."""
+"""The embedded demo: a moving clip made from face photos that ship inside a required dependency
+(scikit-image's sample images), run through the full pipeline, its published faces received by a
+real ZeroMQ subscriber and laid out on a contact sheet that shows the choice: per track, an even
+sample of the candidates it was offered (seen through the pipeline's observer) with their scores,
+and the face it sent."""
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import logging
 import threading
@@ -20,22 +19,52 @@ import zmq
 from .clip_writer import write_h264
 from .config import load_config
 from .pipeline import Pipeline
+from .publish import free_port
 from .subscribe import FaceSaver, connect, receive
-from .testing_rtsp import free_port
 
 log = logging.getLogger("faceedge.demo")
 
-SAMPLE_IMAGES = ("t1.jpg", "Tom_Hanks_54745.png")
+# Face photos bundled in the scikit-image wheel (skimage/data, read without a download): `astronaut`, Eileen
+# Collins, from NASA, public domain; `camera`, CC0 by its photographer, Lav Varshney. Each is cut to head and
+# shoulders: (top, bottom, left, right).
+PHOTOS = {"astronaut": (0, 300, 90, 360), "camera": (40, 330, 110, 400)}
 SIZE = (1280, 720)
 FPS = 25
 
 
+@dataclass
+class Actor:
+    """One face on the clip's stage: a photo moving from `start` to `end` (its top-left corner, pixels) while its
+    scale goes from `scale[0]` to `scale[1]`; `blur` (Gaussian sigma) and `light` (gain) fade to none over the
+    clip, so its best frames come late."""
+
+    photo: str
+    start: tuple[int, int]
+    end: tuple[int, int]
+    scale: tuple[float, float]
+    mirrored: bool = False
+    blur: float = 0.0
+    light: float = 1.0
+
+
+# Four tracks from two photos: each is also shown mirrored, one copy coming into focus, one out of the dark; the
+# zooming astronaut leaves the frame on the left, so her last candidates touch the border.
+CAST = (
+    Actor("astronaut", (60, 200), (-170, 180), (1.2, 1.6)),
+    Actor("camera", (860, 20), (620, 20), (1.2, 1.2)),
+    Actor("astronaut", (980, 400), (900, 380), (0.9, 0.9), mirrored=True, blur=4.0),
+    Actor("camera", (520, 400), (600, 400), (0.9, 0.9), mirrored=True, light=0.35),
+)
+
+
 def sample_image(name: str) -> np.ndarray:
-    path = importlib.resources.files("insightface").joinpath("data", "images", name)
-    image = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"insightface sample image {name} is missing or unreadable")
-    return image
+    """A bundled scikit-image photo, cut to head and shoulders, as BGR."""
+    from skimage import data
+
+    image = getattr(data, name)()
+    image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+    top, bottom, left, right = PHOTOS[name]
+    return image[top:bottom, left:right]
 
 
 def _paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int) -> None:
@@ -46,9 +75,23 @@ def _paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int) -> None:
         canvas[y0:y1, x0:x1] = image[y0 - y:y1 - y, x0 - x:x1 - x]
 
 
+def render_actor(photo: np.ndarray, actor: Actor, t: float) -> tuple[np.ndarray, int, int]:
+    """The actor at time t in [0, 1]: its image and top-left corner."""
+    scale = actor.scale[0] + (actor.scale[1] - actor.scale[0]) * t
+    image = cv2.resize(cv2.flip(photo, 1) if actor.mirrored else photo, None, fx=scale, fy=scale,
+                       interpolation=cv2.INTER_AREA)
+    if actor.blur and t < 1:
+        image = cv2.GaussianBlur(image, (0, 0), actor.blur * (1 - t))
+    if actor.light != 1:
+        image = cv2.convertScaleAbs(image, alpha=actor.light + (1 - actor.light) * t)
+    x = actor.start[0] + (actor.end[0] - actor.start[0]) * t
+    y = actor.start[1] + (actor.end[1] - actor.start[1]) * t
+    return image, int(x), int(y)
+
+
 def make_clip(path: Path, seconds: float = 6.0) -> Path:
-    """A group photo pans and zooms while a portrait walks across; H.264 via PyAV."""
-    group, portrait = (sample_image(name) for name in SAMPLE_IMAGES)
+    """The cast moving over a grey stage; H.264 via PyAV."""
+    photos = {name: sample_image(name) for name in PHOTOS}
     width, height = SIZE
     frames = int(seconds * FPS)
 
@@ -56,11 +99,8 @@ def make_clip(path: Path, seconds: float = 6.0) -> Path:
         for i in range(frames):
             t = i / max(frames - 1, 1)
             canvas = np.full((height, width, 3), 40, np.uint8)
-            scale = 1.1 + 0.5 * t
-            g = cv2.resize(group, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            _paste(canvas, g, int(40 - 250 * t), int(height - g.shape[0]) // 2)
-            p = cv2.resize(portrait, None, fx=1.3, fy=1.3, interpolation=cv2.INTER_AREA)
-            _paste(canvas, p, int(width - p.shape[1] - 40 - 200 * t), 30)
+            for actor in CAST:
+                _paste(canvas, *render_actor(photos[actor.photo], actor, t))
             yield canvas
 
     return write_h264(path, render(), FPS, SIZE, crf=20)

@@ -11,6 +11,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .errors import ConfigError
 from .model_files import resolve_model
 
 
@@ -143,7 +144,11 @@ class ScrfdDetector:
     name = "scrfd"
 
     def __init__(self, model: str, score_threshold: float = 0.5, input_size: int = 640, min_face: int = 0):
-        from insightface.model_zoo import get_model
+        try:
+            from insightface.model_zoo import get_model
+        except ImportError as exc:
+            raise ConfigError("detect.kind: scrfd needs insightface, the `scrfd` extra: "
+                              "pip install 'faceedge[scrfd]'") from exc
 
         self.model = get_model(str(resolve_model(model)), providers=["CPUExecutionProvider"])
         self.model.prepare(ctx_id=-1, input_size=(input_size, input_size), det_thresh=score_threshold)

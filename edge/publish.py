@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,13 @@ def decode_message(parts: list[bytes]) -> FaceMessage:
 
 def load_schema() -> dict:
     return json.loads(SCHEMA_FILE.read_text())
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a loopback endpoint a subscriber must know before the bind."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Publisher:

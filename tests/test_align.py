@@ -3,7 +3,6 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-from insightface.utils import face_align
 
 from faceedge.edge.align import align_face, similarity_to, template_for
 from faceedge.edge.detect import YuNetDetector
@@ -20,6 +19,8 @@ def faces(data_dir):
 
 @pytest.mark.parametrize("size", [112, 224, 128])
 def test_align_face_matches_insightface_norm_crop(faces, size):
+    face_align = pytest.importorskip("insightface.utils.face_align",
+                                     reason="insightface is the optional `scrfd` extra (make venv installs it)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scikit-image's estimate() deprecation
         for image, landmarks in faces:

@@ -18,9 +18,8 @@ import zmq
 
 from faceedge.edge.config import load_config
 from faceedge.edge.pipeline import Pipeline
-from faceedge.edge.publish import decode_message
+from faceedge.edge.publish import decode_message, free_port
 from faceedge.edge.subscribe import connect, receive
-from faceedge.edge.testing_rtsp import free_port
 
 
 @dataclass
