@@ -23,7 +23,6 @@ COMMANDS = {
     "build-engines": ("faceedge.edge.commands.build_engines", "calibrate INT8 and build TensorRT engines ahead of time"),
     "keys": ("faceedge.edge.commands.keys", "create a ZeroMQ CURVE key pair (publisher or subscriber)"),
     "relay": ("faceedge.edge.commands.relay", "fan in many faceedge publishers to one subscriber endpoint (XSUB/XPUB proxy)"),
-    "soak": ("faceedge.edge.commands.soak", "long run on N loopback RTSP streams with a server outage; memory and recovery"),
 }
 
 

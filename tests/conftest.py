@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from faceedge.edge.testing_rtsp import SYSTEM_PYTHON, RtspServer, free_port, looped_copy  # noqa: F401 (re-exported)
+from testing_rtsp import RtspServer, free_port, looped_copy, missing_tools  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -30,8 +29,8 @@ def looped_video(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def rtsp_server(looped_video):
-    for tool in ("ffmpeg", SYSTEM_PYTHON):
-        assert shutil.which(tool), f"{tool} is required for the RTSP tests (see .ci/run)"
+    missing = missing_tools()
+    assert not missing, f"{', '.join(missing)} needed for the RTSP tests (make system-deps)"
     server = RtspServer(looped_video).start()
     yield server
     server.stop()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
-from faceedge.edge.cli import main
-from faceedge.edge.soak import outage_times
-
 from conftest import VIDEO
+from soak import main, outage_times
 
 
 def samples(states: list[tuple[float, str]]):
@@ -26,7 +24,7 @@ def test_outage_times():
 
 def test_short_soak_with_restart(tmp_path, capsys):
     out = tmp_path / "soak.json"
-    assert main(["soak", "--streams", "1", "--minutes", "0.35", "--video", str(VIDEO), "--restart-at-s", "6",
+    assert main(["--streams", "1", "--minutes", "0.35", "--video", str(VIDEO), "--restart-at-s", "6",
                  "--outage-s", "2", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     cam = report["streams"]["cam0"]

@@ -1,4 +1,7 @@
-"""`faceedge soak`: the pipeline on N loopback RTSP streams for M minutes, with an optional server outage.
+"""The soak benchmark: the pipeline on N loopback RTSP streams for M minutes, with an optional server outage.
+
+    .venv/bin/python tests/soak.py --streams 4 --minutes 20 --video clip.mp4 [--restart-at-s S] [--outage-s 5]
+                                   [--json OUT] [--set KEY=VALUE ...]
 
 One in-process pipeline reads N streams from one GStreamer RTSP server (each client gets its own
 copy of a looped file). At `--restart-at-s` the server is SIGKILLed and restarted on the same port
@@ -6,15 +9,18 @@ copy of a looped file). At `--restart-at-s` the server is SIGKILLed and restarte
 faces published, reconnects and dropped frames per stream, max RSS, RSS growth from minute 2 to
 the end, and per stream the seconds from the kill until the stream noticed (it left 'live') and from
 the server's return until it was live again.
-A benchmark, not a test: it prints what it measured and fails only if the harness itself breaks.
+A benchmark, not a test: it prints what it measured and fails only if the harness itself breaks. It lives
+beside the test servers it runs (a source checkout, the Debian packages of `make system-deps`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -22,10 +28,10 @@ from pathlib import Path
 
 import av
 
-from .config import load_config
-from .errors import ConfigError
-from .metrics import Metrics
-from .testing_rtsp import RtspServer, free_port, looped_copy, missing_tools
+from faceedge.edge.config import load_config
+from faceedge.edge.errors import ConfigError, FaceEdgeError
+from faceedge.edge.metrics import Metrics
+from testing_rtsp import RtspServer, free_port, looped_copy, missing_tools
 
 log = logging.getLogger("faceedge.soak")
 
@@ -77,7 +83,7 @@ def outage_times(samples, stream: str, down_at: float, back_at: float) -> tuple[
 def run_soak(args) -> int:
     missing = missing_tools()
     if missing:
-        raise ConfigError(f"soak needs {', '.join(missing)} (see DEVELOPERS.md, test servers)")
+        raise ConfigError(f"soak needs {', '.join(missing)} (make system-deps)")
     video = Path(args.video)
     if not video.is_file():
         raise ConfigError(f"--video {video}: file not found")
@@ -99,7 +105,7 @@ def run_soak(args) -> int:
 
 
 def _soak(args, server: RtspServer, duration_s: float):
-    from .pipeline import Pipeline
+    from faceedge.edge.pipeline import Pipeline
 
     streams = [{"id": f"cam{i}", "url": server.url, "transport": "tcp"} for i in range(args.streams)]
     config = load_config(None, args.overrides, {
@@ -178,3 +184,33 @@ def print_report(report: dict) -> None:
         row = (name, s["faces_published"], s["reconnects"], s["frames_decoded"], s["frames_processed"],
                s["frames_dropped"], s["publish_dropped"], s["outage_noticed_after_s"], s["live_again_after_s"])
         print(" ".join(f"{str(v):>12}" for v in row))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tests/soak.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=4, help="number of RTSP streams (one server, one mount each)")
+    parser.add_argument("--minutes", type=float, default=20, help="how long the pipeline runs")
+    parser.add_argument("--video", required=True, help="H.264 MP4 served by the loopback RTSP server (looped)")
+    parser.add_argument("--restart-at-s", type=float, help="kill the RTSP server at this second, restart it later")
+    parser.add_argument("--outage-s", type=float, default=5, help="how long the server stays down")
+    parser.add_argument("--port", type=int, help="RTSP port (default: a free one)")
+    parser.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for the pipeline (repeatable)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.streams < 1 or args.minutes <= 0:
+            raise ConfigError("--streams must be >= 1 and --minutes > 0")
+        return run_soak(args)
+    except FaceEdgeError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,26 +1,19 @@
-"""A loopback RTSP server for tests and `faceedge soak`: GStreamer's gst-rtsp-server in a child process.
+"""A loopback RTSP server for the tests and the soak benchmark: GStreamer's gst-rtsp-server in a child process.
 
-The server script (`tests/rtsp_server.py`) runs under Debian's Python, which has PyGObject; this
-module only starts, kills and restarts it, so it imports nothing beyond the standard library.
-Needs a source checkout (the script is not packaged) and `ffmpeg` for `looped_copy`.
+The server script (`rtsp_server.py` beside this file) runs under Debian's Python, which has PyGObject;
+this module only starts, kills and restarts it. Needs `ffmpeg` for `looped_copy`.
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SERVER_SCRIPT = REPO / "tests" / "rtsp_server.py"
+from faceedge.edge.publish import free_port
+
+SERVER_SCRIPT = Path(__file__).resolve().parent / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's Python, which has PyGObject for gst-rtsp-server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def looped_copy(video: Path, out: Path, repeats: int) -> Path:
@@ -31,8 +24,7 @@ def looped_copy(video: Path, out: Path, repeats: int) -> Path:
 
 
 def missing_tools() -> list[str]:
-    return [tool for tool in ("ffmpeg", SYSTEM_PYTHON) if not shutil.which(tool)] + (
-        [] if SERVER_SCRIPT.is_file() else [str(SERVER_SCRIPT)])
+    return [tool for tool in ("ffmpeg", SYSTEM_PYTHON) if not shutil.which(tool)]
 
 
 class RtspServer:
