@@ -5,8 +5,13 @@ BIN = $(VENV)/bin
 ORT ?= cpu
 # scrfd (insightface) only so the tests compare alignment with insightface's own norm_crop.
 EXTRAS ?= $(ORT),train,dev,scrfd
+# Debian packages of the RTSP tests: ffmpeg loops the clips, GStreamer's RTSP server (run by Debian's
+# Python, which has PyGObject) serves them over TCP and UDP.
+SYSTEM_PACKAGES = ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+SUDO = $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test system-deps clean
 
 $(BIN)/faceedge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,7 +27,18 @@ venv: $(BIN)/faceedge
 demo: venv
 	$(BIN)/faceedge demo --out out/demo
 
-test: venv
+# Installs only what dpkg does not already have.
+system-deps:
+	@if ! command -v dpkg >/dev/null; then \
+		echo "not a Debian system: install $(SYSTEM_PACKAGES) (or their equivalents) by hand"; exit 0; fi; \
+	missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing" $$missing; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test: venv system-deps
 	$(BIN)/python -m pytest -q
 
 clean:
