@@ -11,7 +11,7 @@ SYSTEM_PACKAGES = ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 SUDO = $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: venv demo test system-deps clean
+.PHONY: venv demo test test-fast system-deps clean
 
 $(BIN)/faceedge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,9 @@ system-deps:
 
 test: venv system-deps
 	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) out

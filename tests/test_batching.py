@@ -14,6 +14,7 @@ def recognizer():
     return OnnxRuntimeBackend(path, threads=1), input_spec(path)[0]
 
 
+@pytest.mark.slow
 def test_batched_calls_return_the_same_rows_as_one_by_one(recognizer):
     backend, name = recognizer
     rng = np.random.default_rng(0)

@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 from conftest import REPO, faceedge_cmd
+
+pytestmark = pytest.mark.slow  # each test runs the CLI in a subprocess
 
 
 def run_cli(*args, timeout=120):

@@ -22,7 +22,6 @@ def test_set_overrides_any_key_with_yaml_typing():
 def test_decoder_threads_auto_shares_half_the_cores_among_streams():
     from faceedge.edge.source import decoder_thread_count
 
-    assert load_config(None, []).source.decoder_threads == "auto"
     assert load_config(None, ["source.decoder_threads=3"]).source.decoder_threads == 3
     assert [decoder_thread_count("auto", streams, cores=2) for streams in (1, 4)] == [1, 1]
     assert [decoder_thread_count("auto", streams, cores=16) for streams in (1, 2, 3, 16)] == [8, 4, 2, 1]

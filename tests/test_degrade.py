@@ -20,14 +20,6 @@ def _sharpness(image):
     return cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
 
 
-def test_seed_003_ranges_are_the_module_constants():
-    assert dg.GAUSSIAN_KERNEL_SIZES == (3, 5, 7, 9, 11, 13)
-    assert dg.MOTION_LENGTH_RANGE == (0, 12) and dg.MOTION_ANGLE_RANGE == (0.0, 90.0)
-    assert set(dg.UPSCALE_INTERPOLATIONS) == {"bilinear", "bicubic", "nearest"}
-    assert dg.JPEG_QUALITY_RANGE == (50, 100)
-    assert set(dg.NOISE_KINDS) == {"gaussian", "poisson", "salt_pepper"}
-
-
 def test_blur_functions_blur_more_with_bigger_parameters(face):
     assert _sharpness(dg.gaussian_blur(face, 13)) < _sharpness(dg.gaussian_blur(face, 3)) < _sharpness(face)
     assert _sharpness(dg.motion_blur(face, 12, 30.0)) < _sharpness(dg.motion_blur(face, 3, 30.0))

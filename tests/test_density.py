@@ -8,7 +8,7 @@ import time
 import urllib.request
 
 import av
-
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import VIDEO, wait_for
@@ -43,6 +43,7 @@ class TrackFrames:
             self.frames.setdefault(track_id, []).append(candidate.frame_index)
 
 
+@pytest.mark.slow
 def test_interval_2_detects_every_third_frame_and_tracks_carry_over_the_skipped_ones():
     frames = clip_frames()
     every, third = TrackFrames(), TrackFrames()
@@ -60,6 +61,7 @@ def test_interval_2_detects_every_third_frame_and_tracks_carry_over_the_skipped_
     assert 1 <= len(third.frames) <= len(every.frames)
 
 
+@pytest.mark.slow
 def test_a_wide_interval_skips_non_reference_frames_in_the_decoder_and_still_counts_every_frame():
     frames = clip_frames()  # the clip alternates reference and non-reference frames
     offers = TrackFrames()
@@ -122,6 +124,7 @@ def scrape(port: int, name: str, **labels) -> float:
     return 0.0
 
 
+@pytest.mark.slow
 def test_an_overloaded_camera_widens_its_interval_before_dropping_and_narrows_when_load_falls():
     config = load_config(None, ["publish.bind=tcp://127.0.0.1:0", "metrics.host=127.0.0.1", "metrics.port=0",
                                 "detect.input_size=320", "source.drop_policy=drop_oldest", "source.queue_size=2",
@@ -148,6 +151,7 @@ def test_an_overloaded_camera_widens_its_interval_before_dropping_and_narrows_wh
     assert not runner.is_alive()
 
 
+@pytest.mark.slow
 def test_density_bench_runs_two_realtime_streams_and_writes_its_json(tmp_path):
     out = tmp_path / "density.json"
     assert main(["bench", "density", "--input", str(VIDEO), "--streams", "2", "--seconds", "3", "--warmup", "1",

@@ -25,6 +25,7 @@ def yunet():
     return YuNetDetector(threads=1)
 
 
+@pytest.mark.slow
 def test_synthetic_truth_matches_yunet(yunet, tmp_path):
     from faceedge.edge.align import align_face
     from faceedge.edge.recognize import SFaceRecognizer
@@ -96,6 +97,7 @@ def test_clusters_become_people_by_frames_seen():
     assert found.references[0].medoid_frame in range(20)
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_eval_stream_end_to_end(tmp_path):
     out = tmp_path / "report.json"

@@ -10,12 +10,15 @@ import threading
 import time
 import urllib.request
 
+import pytest
 import zmq
 
 from conftest import RtspServer, free_port
 from faceedge.edge.config import load_config
 from faceedge.edge.pipeline import Pipeline
 from faceedge.edge.publish import decode_message
+
+pytestmark = pytest.mark.slow  # the pipeline on real RTSP servers, killed and stalled
 
 
 class Harness:

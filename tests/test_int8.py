@@ -28,6 +28,7 @@ def test_splits_are_by_identity(splits):
     assert all(len(s.faces.tracks) > 0 for s in splits.values())
 
 
+@pytest.mark.slow
 def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     import torch
 
@@ -122,6 +123,7 @@ def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
         assert np.abs(out - exact)[inside].max() <= 0.08 * bound / 127 + 1e-6
 
 
+@pytest.mark.slow
 def test_detector_calibration_reproduces_the_fp32_detections(tmp_path, splits):
     """The detector path: raw heads of the FP32 reference and of each candidate, decoded to boxes."""
     import shutil
@@ -172,6 +174,7 @@ def test_calibration_candidates_and_per_model_settings():
     assert calibration.leading_float_layers.get("detector", 1) == 1
 
 
+@pytest.mark.slow
 def test_quantizing_leaves_the_working_directory_clean(tmp_path, monkeypatch):
     import numpy as np
 

@@ -46,6 +46,7 @@ def client(keys, name: str) -> CurveClientKeys:
     return CurveClientKeys.from_files(keys / "server.key", keys / f"{name}.key_secret")
 
 
+@pytest.mark.slow
 def test_only_allowed_subscriber_receives(keys):
     port = free_port()
     context = zmq.Context()
@@ -119,6 +120,7 @@ def test_cli_exits_2_naming_a_missing_key(tmp_path, caplog):
     assert str(missing) in caplog.text
 
 
+@pytest.mark.slow
 def test_pipeline_with_curve_and_spool(keys, tmp_path):
     """The real pipeline on the shared clip: the allowed subscriber gets faces, the other none; all are spooled."""
     from faceedge.edge.pipeline import Pipeline

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import VIDEO
 from soak import main, outage_times
 
@@ -22,6 +24,7 @@ def test_outage_times():
     assert outage_times(samples([(11.0, "live"), (20.0, "live")]), "cam0", 10.0, 15.0) == (None, None)
 
 
+@pytest.mark.slow
 def test_short_soak_with_restart(tmp_path, capsys):
     out = tmp_path / "soak.json"
     assert main(["--streams", "1", "--minutes", "0.35", "--video", str(VIDEO), "--restart-at-s", "6",

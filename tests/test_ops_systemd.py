@@ -30,6 +30,7 @@ def receive_all(sock: socket.socket, until, timeout: float) -> list[tuple[float,
     return got
 
 
+@pytest.mark.slow
 def test_run_sends_ready_watchdog_and_stopping(tmp_path):
     address = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import av
+import pytest
 
 from conftest import VIDEO
 from faceedge.edge.config import load_config
@@ -33,6 +34,7 @@ def run_with_timeout(pipeline: Pipeline, timeout: float = 120.0):
     return outcome
 
 
+@pytest.mark.slow
 def test_every_decoded_frame_is_detected_tracked_and_counted():
     with av.open(str(VIDEO)) as container:
         frames = sum(1 for _ in container.decode(video=0))
@@ -68,6 +70,7 @@ def test_a_detector_failure_fails_the_run_with_its_error_and_keeps_the_faces_see
     assert metrics.published("clip") >= 1  # the live tracks' best faces still went out
 
 
+@pytest.mark.slow
 def test_tracks_below_min_score_are_counted_not_published():
     # The street video has confirmed tracks of heads seen from behind (selection score near 0) and of clear faces.
     metrics = Metrics()
@@ -88,6 +91,7 @@ class RecordingObserver:
         self.offers.append((stream, track_key, track_id, candidate.frame_index, score))
 
 
+@pytest.mark.slow
 def test_the_observer_sees_every_offer_and_each_confirmed_track_by_its_published_id():
     metrics, observer = Metrics(), RecordingObserver()
     outcome = run_with_timeout(Pipeline(file_config(), metrics=metrics, observer=observer))

@@ -10,12 +10,15 @@ import math
 from collections import Counter, defaultdict
 
 import jsonschema
+import pytest
 
 from faceedge.edge.metrics import Metrics
 from faceedge.edge.pipeline import Pipeline
 from faceedge.edge.publish import load_schema
 from faceedge.edge.spool import read_spool
 from test_pipeline_stages import RecordingObserver, file_config, run_with_timeout
+
+pytestmark = pytest.mark.slow  # the pipeline end to end on the street clip
 
 
 def run_clip(tmp_path, *overrides):

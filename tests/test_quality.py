@@ -135,6 +135,7 @@ def test_onnx_export_matches_torch_with_a_free_batch_dimension(tmp_path, batch):
     assert onnx_parity(model, path, blob) < 1e-5
 
 
+@pytest.mark.slow
 def test_classifier_loss_falls_in_a_few_steps():
     rng = np.random.default_rng(0)
     sharp = (rng.random((8, 112, 112, 3)) * 255).astype(np.uint8)
@@ -154,6 +155,7 @@ def test_classifier_loss_falls_in_a_few_steps():
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
 
 
+@pytest.mark.slow
 def test_train_quality_command_runs_end_to_end_and_resumes(tmp_path):
     from faceedge.edge.commands import train as train_command
 

@@ -38,6 +38,7 @@ def _labels(spec: str):
     return label_blocks(blocks, make_gallery(records, recognizer), recognizer, recognizer.threshold)
 
 
+@pytest.mark.slow
 @needs_data
 def test_sface_through_onnx_path_gives_the_same_labels():
     from faceedge.edge.model_files import resolve_model

@@ -35,6 +35,7 @@ def received_until(socket: zmq.Socket, done, quiet_s: float = 1.5) -> list[dict]
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_every_best_face_of_two_boxes_arrives_exactly_once_through_the_relay(tmp_path):
     boxes = {"box-a": free_port(), "box-b": free_port()}
     relay_port = free_port()

@@ -199,6 +199,7 @@ def test_error_versus_discard_and_best_of_track():
     assert best_of_track(np.array([0.9, 0.1, 0.2, 0.1, 0.8]), correct, tracks) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
 def test_train_cli_end_to_end_resumes_and_guards_its_samples(tmp_path):
     import json
@@ -224,6 +225,7 @@ def test_train_cli_end_to_end_resumes_and_guards_its_samples(tmp_path):
     assert main(argv[:9] + ["7", "--epochs", "1"]) == ConfigError.exit_code  # other --per-photo, same samples
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "identities").is_dir(), reason="shared data not present")
 def test_eval_cli_writes_every_scorer(tmp_path):
     import json

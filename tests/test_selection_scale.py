@@ -62,6 +62,7 @@ def _assert_same_samples(path: Path, reference: Path) -> None:
         assert got_stats[key] == want_stats[key], key
 
 
+@pytest.mark.slow
 def test_shards_and_workers_give_exactly_the_single_process_samples(data, single, tmp_path):
     assert len(_arrays(single)["labels"]) > 40
     shards = tmp_path / "shards"
@@ -85,6 +86,7 @@ def _losses(out: Path) -> list[float]:
     return json.loads((out / "report.json").read_text())["epoch_losses"]
 
 
+@pytest.mark.slow
 def test_few_epochs_lower_the_loss_and_two_gloo_processes_follow_one(single, data, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for out in (one, two):
@@ -108,6 +110,7 @@ def test_few_epochs_lower_the_loss_and_two_gloo_processes_follow_one(single, dat
     assert (two / "selection.onnx").is_file() and (two / "checkpoint.pt").is_file()
 
 
+@pytest.mark.slow
 def test_held_out_split_never_trains_on_an_identity_it_reports_on(tmp_path):
     from faceedge.pipelines.dataset import split_identities
 

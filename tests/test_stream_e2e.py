@@ -19,6 +19,8 @@ from faceedge.edge.publish import decode_message, load_schema
 
 from conftest import REPO, faceedge_cmd, free_port, wait_for
 
+pytestmark = pytest.mark.slow  # the CLI in a subprocess on a real RTSP server
+
 
 def scrape(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -129,6 +129,7 @@ def cuts_in(path) -> list[int]:
     return cuts
 
 
+@pytest.mark.slow
 def test_no_spurious_cuts_on_real_clips_without_cuts():
     for name in ("people_1080p.mp4", "tensorflow_tfjs-models_facemesh_demo_input.mp4"):
         assert cuts_in(DATA / "video" / name) == [], name
