@@ -323,15 +323,14 @@ class Pipeline:
                 # A new shot: whoever is where a face was is not that face.
                 self.metrics.scene_cuts.labels(stream).inc()
                 self._restart_tracking(stream, state)
-            update = state.tracker.update([face.detection for face in frame.faces], period=self._period(state, packet))
+            update = state.tracker.update(frame.faces, period=self._period(state, packet))
             self.metrics.observe(stream, "track", time.perf_counter() - tracking)
-            by_detection = {id(face.detection): face for face in frame.faces}
             if self.identity is not None:
                 for key in update.resumed:
                     state.identities.setdefault(key, TrackIdentity()).recheck = True
-            for key, det in update.matched:
+            for key, cand in update.matched:
                 matches.append((state, packet, key))
-                candidates.append(by_detection[id(det)])
+                candidates.append(cand)
             for key in update.confirmed:
                 if key not in state.public_ids:
                     state.public_ids[key] = state.next_track_id
