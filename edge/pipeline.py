@@ -26,7 +26,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Protocol
 
 import numpy as np
@@ -38,11 +37,11 @@ from .cuts import CutDetector
 from .detect import Detection, ScrfdDetector, YuNetDetector
 from .enhance import make_enhancer
 from .errors import ConfigError
-from .face_quality import face_quality
+from .face_message import OutgoingFace, face_message
 from .identity import IdentityCheck, TrackIdentity
 from .metrics import Metrics, MetricsServer
 from .notify import SystemdNotifier
-from .publish import SCHEMA, Publisher, encode_message
+from .publish import Publisher
 from .publish_policy import PublishPolicy
 from .recognize import SFaceRecognizer
 from .select import BestFace, Candidate, make_scorer
@@ -85,12 +84,6 @@ class CandidateObserver(Protocol):
                 score: float) -> None:
         """A candidate was offered to a track: `track_id` is the published id once confirmed, else None;
         `track_key` is stable from the track's first sighting."""
-
-
-@dataclass
-class PublishJob:
-    meta: dict
-    candidate: Candidate
 
 
 @dataclass
@@ -446,30 +439,8 @@ class Pipeline:
                 self._queue_publish(stream, track_id, best, event)
 
     def _queue_publish(self, stream: str, track_id: int, best: BestFace, event: str) -> None:
-        cand = best.candidate
-        det = cand.detection
-        meta = {
-            "schema": SCHEMA,
-            "instance": self.instance,
-            "event": event,
-            "stream": stream,
-            "track_id": track_id,
-            "frame_index": cand.frame_index,
-            "pts_s": cand.pts_s,
-            "wall_time": datetime.fromtimestamp(cand.wall, timezone.utc).isoformat(),
-            "bbox": [round(float(v), 1) for v in det.bbox],
-            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in det.landmarks],
-            "det_score": round(float(det.score), 4),
-            "score": round(float(best.score), 6),
-            "scorer": {"name": self.scorer.name, "version": self.scorer.version},
-            "sr_applied": False,
-            "sr_model": None,
-            "edge_rejected": best.rejected,
-            "frames_seen": best.frames_seen,
-            "track_duration_s": round(best.duration_s, 3),
-            "quality": face_quality(cand, best.score),
-        }
-        self.jobs.put(PublishJob(meta, cand))
+        self.jobs.put(face_message(best, event, stream=stream, track_id=track_id, instance=self.instance,
+                                   scorer=self.scorer))
 
     # -- publisher thread -----------------------------------------------------------------------------
 
@@ -483,22 +454,19 @@ class Pipeline:
             except Exception:  # one bad face must not stop the faces queued behind it
                 log.exception("stream %s: track %s: publishing failed", job.meta["stream"], job.meta["track_id"])
 
-    def _publish(self, job: PublishJob) -> None:
+    def _publish(self, job: OutgoingFace) -> None:
         stream = job.meta["stream"]
         started = time.perf_counter()
         enhanced = self.enhancer.enhance(job.candidate)
         enhanced_at = time.perf_counter()
         self.metrics.observe(stream, "enhance", enhanced_at - started)
-        meta = dict(job.meta, sr_applied=enhanced.sr_applied, sr_model=enhanced.model)
-        original = enhanced.original_face if enhanced.sr_applied else None
-        parts = encode_message(meta, enhanced.face, enhanced.context, original,
-                               self.config.publish.jpeg_quality)
+        parts = job.encode(enhanced, self.config.publish.jpeg_quality)
         if self.spool is not None:  # kept whether or not anyone receives it
             self.spool.append(parts)
         if self.publisher.send(parts):
-            self.metrics.faces_published.labels(stream, meta["event"]).inc()
+            self.metrics.faces_published.labels(stream, job.meta["event"]).inc()
         else:
             self.metrics.publish_dropped.labels(stream).inc()
             log.warning("stream %s: track %s face not delivered: a subscriber is at its high-water mark",
-                        stream, meta["track_id"])
+                        stream, job.meta["track_id"])
         self.metrics.observe(stream, "publish", time.perf_counter() - enhanced_at)
