@@ -109,8 +109,8 @@ class TrackConfig(Section):
 
 
 class SelectConfig(Section):
-    # "selection": learned P(SFace identifies this face) (seed 002); "quality": learned image quality;
-    # "heuristic": detector score x size x sharpness; "detector": the detector's score alone.
+    # "selection": recognition-aware selection, learned P(SFace identifies this face); "quality": learned image
+    # quality; "heuristic": detector score x size x sharpness; "detector": the detector's score alone.
     scorer: Literal["selection", "quality", "heuristic", "detector"] = "selection"
     selection_model: str = "weights:selection.onnx"
     quality_model: str = "weights:quality.onnx"
@@ -134,7 +134,7 @@ class EnhanceConfig(Section):
     # transform's scale). null: the SR model's input size (28 for the x4 model), which is also the most
     # allowed, so that no face is shrunk below the resolution it was captured at before restoring.
     max_capture_px: float | None = Field(None, gt=0)
-    # Blend the restored face into the upscaled context crop (seed 001's fusion).
+    # Blend the restored face into the upscaled context crop (the enhancement refinements' fusion).
     fuse_context: bool = True
 
 
