@@ -242,7 +242,6 @@ class InferenceConfig(Section):
     # saved (bench ratio 0.37-0.39 vs 0.40-0.42 with 1).
     threads: int = Field(1, ge=0)
     batch_size: int = Field(32, ge=1, le=1024)
-    batch_wait_ms: float = Field(5.0, ge=0)
     # null: <faceedge cache>/engines
     engine_cache: str | None = None
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)

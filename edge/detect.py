@@ -49,7 +49,7 @@ class YuNetDetector:
     strides = (8, 16, 32)
 
     def __init__(self, model: str = "bundled:yunet", score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 min_face: int = 0, threads: int = 0, backend=None):
+                 threads: int = 0, backend=None):
         if backend is None:
             from faceedge.trt_engines.backends import open_backend
             from faceedge.trt_engines.models import batched_onnx, trt_profile
@@ -61,7 +61,6 @@ class YuNetDetector:
         self.input_name = self.backend.input_names[0]
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
-        self.min_face = min_face
         self._grids: dict[tuple[int, int], list[np.ndarray]] = {}
 
     def _grid(self, height: int, width: int) -> list[np.ndarray]:
@@ -112,12 +111,8 @@ class YuNetDetector:
     def _nms(self, boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> list[Detection]:
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
         keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_threshold)
-        found = []
-        for i in np.asarray(keep, dtype=int).ravel():
-            det = Detection(boxes[i].astype(np.float32), landmarks[i].astype(np.float32), float(scores[i]))
-            if det.size >= self.min_face:
-                found.append(det)
-        return found
+        return [Detection(boxes[i].astype(np.float32), landmarks[i].astype(np.float32), float(scores[i]))
+                for i in np.asarray(keep, dtype=int).ravel()]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.detect_batch([image])[0]
@@ -142,23 +137,18 @@ class ScrfdDetector:
 
     name = "scrfd"
 
-    def __init__(self, model: str, score_threshold: float = 0.5, input_size: int = 640, min_face: int = 0):
+    def __init__(self, model: str, score_threshold: float = 0.5):
         from insightface.model_zoo import get_model
 
         self.model = get_model(str(resolve_model(model)), providers=["CPUExecutionProvider"])
-        self.model.prepare(ctx_id=-1, input_size=(input_size, input_size), det_thresh=score_threshold)
-        self.min_face = min_face
+        self.model.prepare(ctx_id=-1, input_size=(640, 640), det_thresh=score_threshold)
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         return [self.detect(image) for image in images]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         boxes, kpss = self.model.detect(image)
-        found = []
-        for box, kps in zip(boxes, kpss if kpss is not None else [None] * len(boxes)):
-            if kps is None:
-                continue
-            det = Detection(box[:4].astype(np.float32), kps.astype(np.float32), float(box[4]))
-            if det.size >= self.min_face:
-                found.append(det)
-        return found
+        if kpss is None:
+            return []
+        return [Detection(box[:4].astype(np.float32), kps.astype(np.float32), float(box[4]))
+                for box, kps in zip(boxes, kpss)]
