@@ -3,8 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 ORT ?= cpu
-# scrfd (insightface) only so the tests compare alignment with insightface's own norm_crop.
-EXTRAS ?= $(ORT),train,dev,scrfd
+EXTRAS ?= $(ORT),train,dev
 # Debian packages of the RTSP tests: ffmpeg loops the clips, GStreamer's RTSP server (run by Debian's
 # Python, which has PyGObject) serves them over TCP and UDP.
 SYSTEM_PACKAGES = ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \

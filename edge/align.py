@@ -3,7 +3,7 @@
 `align_face` is insightface's `face_align.norm_crop` (same template, same least-squares
 similarity, same warp), with the similarity solved in closed form: norm_crop's
 scikit-image estimator costs 3x more, and every face of every frame is aligned.
-`tests/test_align.py` holds the two to the same pixels where insightface is installed (the `scrfd` extra).
+`tests/test_align.py` holds the two to the same pixels where insightface is installed (the `dev` extra).
 """
 
 from __future__ import annotations

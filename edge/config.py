@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from faceedge.trt_engines.backends import default_order, settings_models
 
 from .errors import ConfigError
 
@@ -61,7 +63,7 @@ class SourceConfig(Section):
     decoder_threads: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
     # From this detection interval on, the decoder skips frames no other frame refers to (FFmpeg
     # skip_frame=NONREF: the non-reference B-frames, about half of the test clip's frames, which doubled its
-    # decode speed); null: decode every frame. Streams without B-frames (most cameras) decode as before.
+    # decode speed); null: decode every frame. Streams without B-frames (most cameras) decode every frame.
     skip_nonref_from: int | None = Field(3, ge=1)
 
 
@@ -109,8 +111,8 @@ class TrackConfig(Section):
 
 
 class SelectConfig(Section):
-    # "selection": learned P(SFace identifies this face) (seed 002); "quality": learned image quality;
-    # "heuristic": detector score x size x sharpness; "detector": the detector's score alone.
+    # "selection": recognition-aware selection, learned P(SFace identifies this face); "quality": learned image
+    # quality; "heuristic": detector score x size x sharpness; "detector": the detector's score alone.
     scorer: Literal["selection", "quality", "heuristic", "detector"] = "selection"
     selection_model: str = "weights:selection.onnx"
     quality_model: str = "weights:quality.onnx"
@@ -126,15 +128,15 @@ class SelectConfig(Section):
 
 class EnhanceConfig(Section):
     # Super-resolve winners captured at no more than the generator's input resolution; others pass through.
-    # Off: on `faceedge eval stream` it lowered the gallery similarity of 2 of the 4 faces it restored
-    # (docs/eval_stream.md), and the bar to switch it on is fewer than 10 %.
+    # Off: on `faceedge eval stream` it lowered the gallery similarity of 2 of the 4 faces it restored, and
+    # the bar to switch it on is fewer than 10 % (docs/decisions/013-sr-off-by-default.md).
     enabled: bool = False
     model: str = "weights:sr.onnx"
     # Largest capture size restored: source pixels across the aligned crop (its size / the alignment
     # transform's scale). null: the SR model's input size (28 for the x4 model), which is also the most
     # allowed, so that no face is shrunk below the resolution it was captured at before restoring.
     max_capture_px: float | None = Field(None, gt=0)
-    # Blend the restored face into the upscaled context crop (seed 001's fusion).
+    # Blend the restored face into the upscaled context crop (the enhancement refinements' fusion).
     fuse_context: bool = True
 
 
@@ -188,7 +190,16 @@ class MetricsConfig(Section):
     port: int = Field(9108, ge=0, le=65535)
 
 
-BackendName = Literal["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"]
+def _registered_backend(name: str, allowed: tuple[str, ...] = ()) -> str:
+    known = (*allowed, *default_order())
+    if name not in known:
+        raise ValueError(f"unknown inference backend {name!r} (known: {', '.join(known)})")
+    return name
+
+
+# Checked against the backend plugins registered when the config is validated.
+BackendName = Annotated[str, AfterValidator(_registered_backend)]
+BackendChoice = Annotated[str, AfterValidator(lambda name: _registered_backend(name, ("auto",)))]
 Precision = Literal["fp32", "fp16", "int8"]
 
 
@@ -208,14 +219,14 @@ class CalibrationConfig(Section):
     frames_per_source: int = Field(200, ge=1)
     # Tracks of face views per split. The choose split picks each model's calibration by best-face
     # agreement, so it must tell a point or two apart: 58 of 60 tracks has the 95 % interval 0.89-0.99,
-    # 388 of 400 has 0.95-0.98. On the shared data 400 keeps every track (352 choose, 209 report),
-    # where the selection model's pick moved from entropy (0.952 report) to percentile 99.999 (0.971).
+    # 388 of 400 has 0.95-0.98. On the shared data 400 keeps every track (352 choose, 209 report;
+    # docs/decisions/011-selection-int8-layout.md).
     max_tracks_per_split: int = Field(400, ge=1)
     # ONNX Runtime keeps every activation of every fit item in memory while calibrating.
     max_fit_items: int = Field(64, ge=1)
     # Per-model overrides of max_fit_items. The selection model's activations are small (about
     # 0.2 MB per item): 480 fit items (60 tracks x 8 views) lower its INT8 logit error on the choose
-    # split at every layout measured (docs/benchmarks.md); SFace at 480 items needed >10 GB.
+    # split at every layout measured (docs/decisions/011-selection-int8-layout.md); SFace at 480 items needed >10 GB.
     max_fit_items_by_model: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: {"selection": 480})
     methods: list[Literal["entropy", "percentile", "minmax"]] = Field(
@@ -224,27 +235,22 @@ class CalibrationConfig(Section):
     percentiles: list[Annotated[float, Field(gt=90, le=100)]] = Field(
         default_factory=lambda: [99.999, 99.99], min_length=1)
     # Leading weighted layers kept in float in the INT8 copy, per model (others: 1). The selection
-    # model's early activations are its largest source of int8 error; with three float layers its
-    # INT8 copy kept the best face in 0.967 of the choose tracks at 1.59x FP32 speed (two: 0.944 at
-    # 2.16x, four: 0.981 at 1.44x; docs/benchmarks.md).
+    # model's early activations are its largest source of int8 error; three float layers are the most
+    # that keep its INT8 copy at 1.5x FP32 speed or more (docs/decisions/011-selection-int8-layout.md).
     leading_float_layers: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: {"selection": 3})
 
 
-class InferenceConfig(Section):
+class InferenceConfig(Section, *settings_models()):
+    """Backend choice, precisions and batching; each backend plugin adds its own keys (its `settings`:
+    `threads` for ONNX Runtime, `engine_cache` for TensorRT)."""
+
     # "auto" tries `order` and keeps the first backend that works here.
-    backend: Literal["auto"] | BackendName = "auto"
-    order: list[BackendName] = Field(
-        default_factory=lambda: ["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"], min_length=1)
+    backend: BackendChoice = "auto"
+    # Default: the plugins' own order (TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU).
+    order: list[BackendName] = Field(default_factory=lambda: list(default_order()), min_length=1)
     precision: ModelPrecisions = Field(default_factory=ModelPrecisions)
-    # ONNX Runtime intra-op threads per model (0: one per core). One, because the pipeline's
-    # stages already run side by side: on 2 cores, 2 intra-op threads cost more CPU than they
-    # saved (bench ratio 0.37-0.39 vs 0.40-0.42 with 1).
-    threads: int = Field(1, ge=0)
     batch_size: int = Field(32, ge=1, le=1024)
-    batch_wait_ms: float = Field(5.0, ge=0)
-    # null: <faceedge cache>/engines
-    engine_cache: str | None = None
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 

@@ -36,7 +36,7 @@ class FaceInput:
 # probabilities in float64, where a float32 or float16 sigmoid inside the graph would saturate.
 LOGIT_OUTPUT = "logit"
 
-# scorer name -> the input its model was trained on. The quality model (seed 000) sees the face
+# scorer name -> the input its model was trained on. The GAN-graded quality model sees the face
 # next to its row- and column-filtered copies; that layout lives with its trainer (numpy/cv2 only).
 SCORER_INPUTS = {
     "selection": FaceInput(size=64),

@@ -20,7 +20,7 @@ def faces(data_dir):
 @pytest.mark.parametrize("size", [112, 224, 128])
 def test_align_face_matches_insightface_norm_crop(faces, size):
     face_align = pytest.importorskip("insightface.utils.face_align",
-                                     reason="insightface is the optional `scrfd` extra (make venv installs it)")
+                                     reason="insightface, the reference, is in the dev extra")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scikit-image's estimate() deprecation
         for image, landmarks in faces:

@@ -94,7 +94,7 @@ def _tiny_qdq(path: Path, activation_zero: int) -> None:
 def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
     import onnxruntime as ort
 
-    from faceedge.trt_engines.tensorrt_backend import tensorrt_qdq
+    from faceedge.trt_engines.tensorrt_qdq import tensorrt_qdq
 
     source = tmp_path / "tiny.int8.onnx"
     _tiny_qdq(source, activation_zero)

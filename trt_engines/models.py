@@ -111,10 +111,9 @@ def trt_profile(name: str, path: Path, max_batch: int) -> ShapeProfile:
 
 def open_model(name: str, inference, ref: str | None = None) -> "Backend":  # noqa: F821
     """Open model `name` (or the file `ref` in its role) as `inference` (the config section) says."""
-    from .backends import open_backend
+    from .backends import open_backend, settings_of
 
     path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=MODELS[name].dynamic_hw)
     return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
-                        threads=inference.threads, order=tuple(inference.order), model=name,
-                        max_batch=inference.batch_size, profile=trt_profile(name, path, inference.batch_size),
-                        engine_cache=Path(inference.engine_cache) if inference.engine_cache else None)
+                        order=tuple(inference.order), model=name, max_batch=inference.batch_size,
+                        profile=trt_profile(name, path, inference.batch_size), **settings_of(inference))

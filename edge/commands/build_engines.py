@@ -28,7 +28,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from faceedge.trt_engines.backends import BackendRequest, describe_backends
+    from faceedge.trt_engines.backends import describe_backends
+    from faceedge.trt_engines.base import BackendRequest
     from faceedge.trt_engines.models import model_path, trt_profile
 
     config = load_config(args.config, args.set)
@@ -53,7 +54,7 @@ def run(args) -> int:
     if not trt_ok:
         print(f"TensorRT engines not built: {detail}")
         return 0
-    from faceedge.trt_engines.tensorrt_backend import cached_engine
+    from faceedge.trt_engines.engine_build import cached_engine
 
     folder = Path(inference.engine_cache) if inference.engine_cache else None
     for name, path in paths.items():
