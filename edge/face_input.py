@@ -13,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from faceedge.pipelines.quality.preprocess import quality_blob
+from .quality_io import quality_blob
 
 
 @dataclass(frozen=True)

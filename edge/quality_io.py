@@ -1,6 +1,6 @@
-"""Input and output conventions of the quality model, shared by training and the runtime.
+"""Input and output conventions of the quality model, shared by the runtime, calibration and training.
 
-numpy and OpenCV only (no torch), so the edge runtime can import it.
+numpy and OpenCV only (no torch): the runtime's scorer and `faceedge train quality` both import it.
 
 Input (seed 000, figure 5): the face image Img, its row-direction filtered copy Img1
 (convolved with a 1xN kernel) and its column-direction filtered copy Img2 (Nx1 kernel),
