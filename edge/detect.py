@@ -11,6 +11,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .detector_input import detector_input, padded_item_shape
 from .model_files import resolve_model
 
 
@@ -77,12 +78,7 @@ class YuNetDetector:
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HWC uint8 -> 1x3xHxW float32, zero-padded to multiples of 32 at the bottom and right."""
-        height, width = image.shape[:2]
-        blob = np.zeros((1, 3, height + (-height) % 32, width + (-width) % 32), np.float32)
-        # Copying contiguous planes is 2.5x cheaper than a strided transpose of the interleaved image.
-        for channel, plane in enumerate(cv2.split(image)):
-            blob[0, channel, :height, :width] = plane
-        return blob
+        return detector_input([image], padded_item_shape(*image.shape[:2]))
 
     def decode(self, outputs: list[np.ndarray], height: int, width: int, item: int = 0) -> list[Detection]:
         """Detections of batch item `item` from the raw heads of an input of `height` x `width`."""

@@ -61,7 +61,7 @@ def make_detector(config: Config):
     if cfg.kind == "scrfd":
         return ScrfdDetector(cfg.model, score_threshold=cfg.score_threshold)
     return YuNetDetector(cfg.model, score_threshold=cfg.score_threshold, nms_threshold=cfg.nms_threshold,
-                         backend=open_model("detector", config.inference, ref=cfg.model))
+                         backend=open_model("detector", config.inference, ref=cfg.model, config=config))
 
 
 def make_identity_check(config: Config) -> IdentityCheck | None:

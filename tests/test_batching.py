@@ -5,7 +5,8 @@ import pytest
 
 from faceedge.trt_engines.backends import OnnxRuntimeBackend
 from faceedge.trt_engines.batching import Batcher
-from faceedge.trt_engines.models import MODELS, input_spec, model_path
+from faceedge.trt_engines.models import input_spec, model_path
+from faceedge.trt_engines.registry import MODELS
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_size_cap_and_errors_reach_every_caller():
 def test_detector_batches_frames_from_several_streams():
     path = model_path("detector")
     backend = OnnxRuntimeBackend(path, threads=1)
-    name, item = input_spec(path, MODELS["detector"])
+    name, item = input_spec(path, MODELS["detector"].shapes())
     frames = np.random.default_rng(1).random((3, 3, 96, 128), dtype=np.float32) * 255
     together = backend.run({name: frames})
     for i in range(3):
