@@ -53,7 +53,7 @@ def float_nodes(model, leading: int = 1) -> list[str]:
     loses the resolution that picks one face among several good ones. Measured on the
     selection model: best face kept 0.683 (all int8) -> 0.867 (float head) -> 0.917
     (float head and first layer), 60 report tracks each. Its early activations are where
-    int8 rounding hurts most (docs/benchmarks.md), so it keeps three leading layers in float.
+    int8 rounding hurts most (docs/decisions/011-selection-int8-layout.md), so it keeps three leading layers in float.
     """
     producer = {out: node for node in model.graph.node for out in node.output}
     head, stack = [], [out.name for out in model.graph.output]

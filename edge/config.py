@@ -61,7 +61,7 @@ class SourceConfig(Section):
     decoder_threads: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
     # From this detection interval on, the decoder skips frames no other frame refers to (FFmpeg
     # skip_frame=NONREF: the non-reference B-frames, about half of the test clip's frames, which doubled its
-    # decode speed); null: decode every frame. Streams without B-frames (most cameras) decode as before.
+    # decode speed); null: decode every frame. Streams without B-frames (most cameras) decode every frame.
     skip_nonref_from: int | None = Field(3, ge=1)
 
 
@@ -109,8 +109,8 @@ class TrackConfig(Section):
 
 
 class SelectConfig(Section):
-    # "selection": learned P(SFace identifies this face) (seed 002); "quality": learned image quality;
-    # "heuristic": detector score x size x sharpness; "detector": the detector's score alone.
+    # "selection": recognition-aware selection, learned P(SFace identifies this face); "quality": learned image
+    # quality; "heuristic": detector score x size x sharpness; "detector": the detector's score alone.
     scorer: Literal["selection", "quality", "heuristic", "detector"] = "selection"
     selection_model: str = "weights:selection.onnx"
     quality_model: str = "weights:quality.onnx"
@@ -126,15 +126,15 @@ class SelectConfig(Section):
 
 class EnhanceConfig(Section):
     # Super-resolve winners captured at no more than the generator's input resolution; others pass through.
-    # Off: on `faceedge eval stream` it lowered the gallery similarity of 2 of the 4 faces it restored
-    # (docs/eval_stream.md), and the bar to switch it on is fewer than 10 %.
+    # Off: on `faceedge eval stream` it lowered the gallery similarity of 2 of the 4 faces it restored, and
+    # the bar to switch it on is fewer than 10 % (docs/decisions/013-sr-off-by-default.md).
     enabled: bool = False
     model: str = "weights:sr.onnx"
     # Largest capture size restored: source pixels across the aligned crop (its size / the alignment
     # transform's scale). null: the SR model's input size (28 for the x4 model), which is also the most
     # allowed, so that no face is shrunk below the resolution it was captured at before restoring.
     max_capture_px: float | None = Field(None, gt=0)
-    # Blend the restored face into the upscaled context crop (seed 001's fusion).
+    # Blend the restored face into the upscaled context crop (the enhancement refinements' fusion).
     fuse_context: bool = True
 
 
@@ -208,14 +208,14 @@ class CalibrationConfig(Section):
     frames_per_source: int = Field(200, ge=1)
     # Tracks of face views per split. The choose split picks each model's calibration by best-face
     # agreement, so it must tell a point or two apart: 58 of 60 tracks has the 95 % interval 0.89-0.99,
-    # 388 of 400 has 0.95-0.98. On the shared data 400 keeps every track (352 choose, 209 report),
-    # where the selection model's pick moved from entropy (0.952 report) to percentile 99.999 (0.971).
+    # 388 of 400 has 0.95-0.98. On the shared data 400 keeps every track (352 choose, 209 report;
+    # docs/decisions/011-selection-int8-layout.md).
     max_tracks_per_split: int = Field(400, ge=1)
     # ONNX Runtime keeps every activation of every fit item in memory while calibrating.
     max_fit_items: int = Field(64, ge=1)
     # Per-model overrides of max_fit_items. The selection model's activations are small (about
     # 0.2 MB per item): 480 fit items (60 tracks x 8 views) lower its INT8 logit error on the choose
-    # split at every layout measured (docs/benchmarks.md); SFace at 480 items needed >10 GB.
+    # split at every layout measured (docs/decisions/011-selection-int8-layout.md); SFace at 480 items needed >10 GB.
     max_fit_items_by_model: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: {"selection": 480})
     methods: list[Literal["entropy", "percentile", "minmax"]] = Field(
@@ -224,9 +224,8 @@ class CalibrationConfig(Section):
     percentiles: list[Annotated[float, Field(gt=90, le=100)]] = Field(
         default_factory=lambda: [99.999, 99.99], min_length=1)
     # Leading weighted layers kept in float in the INT8 copy, per model (others: 1). The selection
-    # model's early activations are its largest source of int8 error; with three float layers its
-    # INT8 copy kept the best face in 0.967 of the choose tracks at 1.59x FP32 speed (two: 0.944 at
-    # 2.16x, four: 0.981 at 1.44x; docs/benchmarks.md).
+    # model's early activations are its largest source of int8 error; three float layers are the most
+    # that keep its INT8 copy at 1.5x FP32 speed or more (docs/decisions/011-selection-int8-layout.md).
     leading_float_layers: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: {"selection": 3})
 

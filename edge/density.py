@@ -75,11 +75,15 @@ def percentiles(values: list[float]) -> dict:
 
 
 class FaceClock:
-    """Subscribes to the pipeline and keeps, per stream, each face's age on arrival."""
+    """Subscribes to the pipeline and keeps, per stream, each face's age on arrival: every message's, by event,
+    and each track's first message's (what early publish shortens: a `best` is as old as its track)."""
 
     def __init__(self, endpoint: str):
         self.socket = connect(endpoint)
         self.ages: dict[str, list[float]] = {}
+        self.first_ages: dict[str, list[float]] = {}
+        self.event_ages: dict[str, list[float]] = {}
+        self.seen_tracks: set[tuple[str, int]] = set()
         self.recording = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=receive, args=(self.socket, self, None, None, self._stop.is_set),
@@ -93,9 +97,15 @@ class FaceClock:
             meta = decode_message(parts).meta
         except MessageError:
             return None
+        track = (meta["stream"], meta["track_id"])
+        first = track not in self.seen_tracks
+        self.seen_tracks.add(track)
         if self.recording:
             age = arrived - datetime.fromisoformat(meta["wall_time"]).timestamp()
             self.ages.setdefault(meta["stream"], []).append(age)
+            self.event_ages.setdefault(meta["event"], []).append(age)
+            if first:
+                self.first_ages.setdefault(meta["stream"], []).append(age)
         return meta
 
     def close(self) -> None:
@@ -160,6 +170,7 @@ def run_trial(url: str, streams: int, seconds: float, warmup_s: float, overrides
             "interval_widened": int(widened), "interval_narrowed": int(narrowed),
             "frame_latency": percentiles(frame_latency[name]),
             "publish_latency": percentiles(clock.ages.get(name, [])),
+            "first_publish_latency": percentiles(clock.first_ages.get(name, [])),
             "kept_up": video_frames / elapsed >= REALTIME_SHARE * rate,
         })
     dropped = sum(row["dropped"] for row in per_stream)
@@ -172,6 +183,8 @@ def run_trial(url: str, streams: int, seconds: float, warmup_s: float, overrides
             "detected_fps": round(sum(row["detected_fps"] for row in per_stream), 2),
             "frame_latency": percentiles([v for values in frame_latency.values() for v in values]),
             "publish_latency": percentiles([v for values in clock.ages.values() for v in values]),
+            "first_publish_latency": percentiles([v for values in clock.first_ages.values() for v in values]),
+            "publish_latency_by_event": {event: percentiles(ages) for event, ages in sorted(clock.event_ages.items())},
         },
         "per_stream": per_stream,
     }

@@ -13,7 +13,7 @@ with about 8.8 px between the eyes); larger faces pass through untouched. The sc
 from the similarity fitted to all 5 landmarks, not from the distance between the eyes,
 which collapses when a head turns. Area shrinking is also how the training pairs were made.
 The restored face is blended into the context crop upscaled by the same alignment scale
-(the restored face's resolution) through a soft landmark mask (seed 001's fusion), so no
+(the restored face's resolution) through a soft landmark mask (the enhancement refinements' fusion), so no
 seam shows.
 """
 
@@ -112,7 +112,7 @@ def fuse(context: np.ndarray, context_origin: tuple[float, float], landmarks: np
 
 
 class SREnhancer:
-    """Gate + generator + seed 001's fusion. Needs nothing beyond the Candidate: its aligned
+    """Gate + generator + the enhancement refinements' fusion. Needs nothing beyond the Candidate: its aligned
     crop, its detection (frame-pixel landmarks and box), frame shape and context.
 
     `max_capture_px` (default: the generator's input size, its upper limit) is the largest

@@ -37,7 +37,7 @@ class FaceInput:
         return batch
 
 
-# The selection model (seed 002) sees the face at 64x64.
+# The selection model sees the face at 64x64.
 SELECTION_INPUT = FaceInput(size=64)
 
 # A scorer model whose output has this name gives logits; `LearnedScorer` turns them into

@@ -2,10 +2,10 @@
 
 numpy and OpenCV only (no torch): the runtime's scorer and `faceedge train quality` both import it.
 
-Input (seed 000, figure 5): the face image Img, its row-direction filtered copy Img1
+Input (the GAN-graded quality patent, figure 5): the face image Img, its row-direction filtered copy Img1
 (convolved with a 1xN kernel) and its column-direction filtered copy Img2 (Nx1 kernel),
 side by side as one H x 3W image: Img left, Img1 middle, Img2 right.
-The seed does not give the kernel; we use the second difference [1, -2, 1], a high-pass
+The patent does not give the kernel; we use the second difference [1, -2, 1], a high-pass
 that keeps exactly the fine detail blur and resampling remove.
 
 Output: six quality levels I (best, real sharp faces) .. VI (worst); the continuous score

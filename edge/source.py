@@ -181,7 +181,7 @@ def decoder_thread_count(configured: int | str, streams: int, cores: int | None 
     auto leaves half the cores to detection and the stages after it, shared among the streams.
     Frame threads beyond that only compete with them: on a 2-core host the pipeline ran 14 %
     more frames/s with one decoder thread per stream than with FFmpeg's own choice of three
-    (1 and 3 streams of the 1080p clip, docs/benchmarks.md).
+    (1 and 3 streams of the 1080p clip, docs/decisions/003-decoder-threads-auto.md).
     """
     if configured != "auto":
         return int(configured)

@@ -2,7 +2,8 @@
 
 Distances are landmark displacements measured in face sizes, so one threshold works
 for faces near and far. A track is reported (gets an id) after `initialization_delay`
-hits and ends after `hit_counter_max` frames without a match.
+hits and ends after `hit_counter_max` frames without a match. Each norfair detection carries its
+face candidate as its `data`, so a matched track hands back the candidate itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import norfair
 import numpy as np
 
-from .detect import Detection
+from .select import Candidate
 
 # Each tracker numbers its tracks from 1; its generation keeps keys unique when a stream's tracker is replaced
 # (after a cut or a reconnect), so a key never names two tracks.
@@ -23,15 +24,15 @@ _generations = itertools.count()
 
 def landmark_distance(detection: norfair.Detection, tracked: norfair.tracker.TrackedObject) -> float:
     """Mean landmark displacement divided by the face's box size."""
-    face: Detection = detection.data
+    face: Candidate = detection.data
     # Called for every detection-track pair of every frame: plain floats beat numpy on 5 points.
     displacement = sum(math.hypot(dx, dy) for dx, dy in (detection.points - tracked.estimate).tolist())
-    return displacement / len(detection.points) / max(face.size, 1.0)
+    return displacement / len(detection.points) / max(face.detection.size, 1.0)
 
 
 @dataclass
 class TrackUpdate:
-    matched: list[tuple[object, Detection]]  # (track key, detection) for tracks seen in this frame
+    matched: list[tuple[object, Candidate]]  # (track key, candidate) for tracks seen in this frame
     ended: list[object]  # keys of tracks dropped by the tracker in this frame
     confirmed: set  # keys of tracks past their initialisation delay (live or just ended)
     resumed: set  # keys matched in this frame after at least one frame unmatched: maybe someone else now
@@ -53,13 +54,14 @@ class FaceTracker:
         self._alive: dict[tuple[int, int], norfair.tracker.TrackedObject] = {}
         self._matched: set = set()  # keys matched in the previous update
 
-    def update(self, detections: list[Detection], period: int = 1) -> TrackUpdate:
+    def update(self, candidates: list[Candidate], period: int = 1) -> TrackUpdate:
         norfair_dets = [
-            norfair.Detection(points=d.landmarks.astype(np.float64), scores=np.full(5, d.score), data=d)
-            for d in detections
+            norfair.Detection(points=c.detection.landmarks.astype(np.float64), scores=np.full(5, c.detection.score),
+                              data=c)
+            for c in candidates
         ]
         self.tracker.update(detections=norfair_dets, period=period)
-        seen = {id(d) for d in norfair_dets}
+        seen = set(norfair_dets)  # hashed by identity: this frame's detections
         matched, confirmed = [], set()
         alive_now = {}
         for obj in self.tracker.tracked_objects:
@@ -67,7 +69,7 @@ class FaceTracker:
             alive_now[key] = obj
             if obj.id is not None:
                 confirmed.add(key)
-            if id(obj.last_detection) in seen:
+            if obj.last_detection in seen:
                 matched.append((key, obj.last_detection.data))
         ended = [key for key in self._alive if key not in alive_now]
         confirmed.update(key for key in ended if self._alive[key].id is not None)

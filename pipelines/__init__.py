@@ -1,1 +1,1 @@
-"""Training pipelines for the models faceedge ships (seeds 000-004)."""
+"""Training pipelines for the models faceedge ships (see the README's table of methods)."""

@@ -2,7 +2,7 @@
 
 `root/<identity>/*.jpg` -> one `FaceRecord` per photo (its largest face), aligned to the
 ArcFace template at a fixed size. Non-frontal faces are dropped with a landmark-based
-yaw/pitch estimate (seed 000: "remove profile and pitched faces with keypoints"). Splits are
+yaw/pitch estimate (GAN-graded quality method: "remove profile and pitched faces with keypoints"). Splits are
 by identity, from a hash of the folder name, so they are stable and never leak images.
 """
 

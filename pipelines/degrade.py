@@ -1,4 +1,4 @@
-"""Image degradations (seed 003's recipe plus pose, occlusion and exposure), deterministic under a seed.
+"""Image degradations (the restoration generator's recipe plus pose, occlusion, exposure), deterministic under a seed.
 
 Each degradation is a plain function of a BGR uint8 image and explicit parameters; its
 parameter ranges are the module constants below. `Degradation` samples parameters from a
@@ -7,10 +7,10 @@ codec) and returns the image, the parameters used and a scalar strength in [0, 1
 `Degradation.low_res` is the super-resolution variant: an exact x2/x4/x8 downsample that is
 not re-upscaled.
 
-Seed 003 fixes: Gaussian kernel odd in 3..13; motion length 0..12 at 0..90 degrees;
+The restoration generator fixes: Gaussian kernel odd in 3..13; motion length 0..12 at 0..90 degrees;
 downsample then re-upscale with bilinear, bicubic or nearest; Gaussian, Poisson or
 salt-and-pepper noise; JPEG quality 50..100. The noise, downsample, pose, occlusion and
-exposure ranges are ours (the seed leaves them "random").
+exposure ranges are ours (the patent leaves them "random").
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def gaussian_blur(image: np.ndarray, ksize: int) -> np.ndarray:
 
 
 def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
-    """A normalised line PSF of `length` pixels at `angle_deg` (seed 003, formulas 7-8)."""
+    """A normalised line PSF of `length` pixels at `angle_deg` (the restoration generator, formulas 7-8)."""
     size = max(1, int(length))
     if size == 1:
         return np.ones((1, 1), np.float32)
@@ -79,7 +79,7 @@ def downsample(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 def resample(image: np.ndarray, factor: float, interpolation: str) -> np.ndarray:
-    """Downsample by `factor`, then re-upscale to the original size (seed 003 steps 2-3)."""
+    """Downsample by `factor`, then re-upscale to the original size (the restoration generator, steps 2-3)."""
     height, width = image.shape[:2]
     small = downsample(image, factor)
     return cv2.resize(small, (width, height), interpolation=UPSCALE_INTERPOLATIONS[interpolation])

@@ -151,7 +151,8 @@ def test_an_overloaded_camera_widens_its_interval_before_dropping_and_narrows_wh
 def test_density_bench_runs_two_realtime_streams_and_writes_its_json(tmp_path):
     out = tmp_path / "density.json"
     assert main(["bench", "density", "--input", str(VIDEO), "--streams", "2", "--seconds", "3", "--warmup", "1",
-                 "--decode-seconds", "1", "--json", str(out), "--set", "detect.input_size=320"]) == 0
+                 "--decode-seconds", "1", "--json", str(out), "--set", "detect.input_size=320",
+                 "--set", "publish.early_score=0.3"]) == 0
     result = json.loads(out.read_text())
     assert {"max_realtime_streams", "decode_only_max_streams", "per_stream"} <= set(result)
     assert [row["stream"] for row in result["per_stream"]] == ["cam0", "cam1"]
@@ -160,3 +161,7 @@ def test_density_bench_runs_two_realtime_streams_and_writes_its_json(tmp_path):
         assert row["skipped"] > 0  # a camera-like stream detects every live_interval+1-th frame
         assert {"p50_ms", "p95_ms"} <= set(row["frame_latency"])
     assert result["decode_only_fps"] > 0
+    total = result["total"]
+    # Early publish on: tracks' first messages are `early` ones, and each track counts once among the first.
+    assert total["publish_latency_by_event"]["early"]["count"] > 0
+    assert 0 < total["first_publish_latency"]["count"] <= total["publish_latency"]["count"]

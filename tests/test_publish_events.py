@@ -2,6 +2,7 @@
 
 Every sent message is also written to the face spool, which stores the exact multipart parts
 (decoded and checked on the way in), so the tests read what a subscriber would have received.
+The lifecycle's part, frame by frame and without threads, is tested on synthetic faces first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,25 @@ from faceedge.edge.metrics import Metrics
 from faceedge.edge.pipeline import Pipeline
 from faceedge.edge.publish import load_schema
 from faceedge.edge.spool import read_spool
-from test_pipeline_stages import RecordingObserver, file_config, run_with_timeout
+from test_pipeline_stages import RecordingObserver, Stage, face_at, file_config, run_with_timeout
+
+
+def live_track(stage: Stage, scores: list[float]) -> list[tuple]:
+    """One face moving right with these scores, then gone until its track ends: (event, frame, score) sent."""
+    for index, score in enumerate(scores):
+        stage.frame(index, [face_at(100 + 2 * index, 100, score, index)])
+    for index in range(len(scores), len(scores) + 6):
+        stage.frame(index, [])
+    return [(m.meta["event"], m.meta["frame_index"], m.meta["score"]) for m in stage.sent]
+
+
+def test_early_publish_waits_for_the_track_to_be_confirmed_and_sends_each_face_once():
+    # The tracker confirms a track on its third sighting (track.initialization_delay 2): 0.6 comes too soon.
+    overrides = ("publish.early_score=0.5", "publish.early_update_margin=0.1")
+    assert live_track(Stage(*overrides), [0.3, 0.6, 0.65, 0.8, 0.7]) == [("early", 2, 0.65), ("update", 3, 0.8)]
+    # A best that gained less than the margin on the last face sent still goes out when the track ends.
+    assert live_track(Stage(*overrides), [0.3, 0.6, 0.65, 0.7]) == [("early", 2, 0.65), ("best", 3, 0.7)]
+    assert live_track(Stage(), [0.3, 0.6, 0.65, 0.7]) == [("best", 3, 0.7)]  # off by default
 
 
 def run_clip(tmp_path, *overrides):

@@ -1,4 +1,4 @@
-"""Quality model (seed 000): input layout, DCGAN shapes, auto-grading, export parity, training, shipped weights."""
+"""GAN-graded quality model: input layout, DCGAN shapes, auto-grading, export parity, training, shipped weights."""
 
 from __future__ import annotations
 

@@ -7,10 +7,12 @@ import pytest
 
 from faceedge.edge.align import ARCFACE_TEMPLATE
 from faceedge.edge.detect import Detection
+from faceedge.edge.enhance import Enhanced, PassThrough
+from faceedge.edge.face_message import face_message
 from faceedge.edge.face_quality import face_quality
 from faceedge.edge.publish import SCHEMA, MessageError, decode_message, encode_message, load_schema
 from faceedge.edge.publish_policy import PublishPolicy
-from faceedge.edge.select import BestFace, Candidate, HeuristicScorer
+from faceedge.edge.select import BestFace, Candidate, DetectorScorer, HeuristicScorer
 
 
 def candidate(image, bbox=(100, 100, 212, 212), score=0.9, shape=(720, 1280)):
@@ -99,6 +101,31 @@ def test_schema_version_is_one_string_everywhere():
     assert schema["title"] == SCHEMA and schema["properties"]["schema"]["const"] == SCHEMA
     assert schema["$id"].endswith("/face-2.json")
     assert set(schema["properties"]["event"]["enum"]) == {"early", "update", "best"}
+
+
+def test_a_message_is_made_from_the_tracks_chosen_face_and_encoded_with_its_enhancement(data_dir):
+    face = cv2.resize(cv2.imread(str(next((data_dir / "identities" / "obama").glob("*.jpg")))), (112, 112))
+    landmarks = ARCFACE_TEMPLATE * 2 + 300
+    best = BestFace()
+    for index, score in enumerate([0.4, 0.8, 0.6]):
+        det = Detection(np.array([320, 330, 520, 560], np.float32), landmarks + index, 0.9)
+        best.offer(Candidate(face, det, (1080, 1920), 10 + index, 0.4 + index / 25, face, 1.7e9 + index / 25),
+                   score, False, 1.7e9 + index / 25)
+    message = face_message(best, "update", stream="door", track_id=7, instance="box1", scorer=DetectorScorer())
+    assert message.candidate is best.candidate
+    meta = message.meta
+    jsonschema.validate(meta, load_schema())
+    assert (meta["schema"], meta["event"], meta["stream"], meta["track_id"]) == (SCHEMA, "update", "door", 7)
+    assert (meta["frame_index"], meta["score"], meta["frames_seen"]) == (11, 0.8, 3)
+    assert meta["landmarks"][0] == [round(float(v), 1) for v in landmarks[0] + 1]
+    assert meta["quality"] == face_quality(best.candidate, 0.8)
+    plain = decode_message(message.encode(PassThrough().enhance(message.candidate), 90))
+    assert plain.meta == meta and plain.original_jpeg is None and plain.topic == "face.door"
+    restored = Enhanced(255 - face, face, sr_applied=True, model="sr@abc", original_face=face)
+    sr = decode_message(message.encode(restored, 90))
+    assert (sr.meta["sr_applied"], sr.meta["sr_model"]) == (True, "sr@abc") and sr.original_jpeg is not None
+    assert dict(sr.meta, sr_applied=False, sr_model=None) == meta
+    jsonschema.validate(sr.meta, load_schema())
 
 
 def test_quality_measures_the_face_in_source_pixels(data_dir):

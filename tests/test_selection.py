@@ -1,4 +1,4 @@
-"""Selection model (seed 002): label rule, SCE loss, training, ONNX export, runtime scorer, eval metrics."""
+"""Recognition-aware selection model: label rule, SCE loss, training, ONNX export, runtime scorer, eval metrics."""
 
 import math
 from pathlib import Path
@@ -42,7 +42,7 @@ def test_gallery_matching_skips_the_probe_photo():
 
 
 def test_symmetric_cross_entropy_hand_computed():
-    log_floor = math.log(1e-4)  # seed 002: log 0 is clamped to log 1e-4
+    log_floor = math.log(1e-4)  # the patent clamps log 0 to log 1e-4
     p = 0.8
     logit = torch.tensor([math.log(p / (1 - p))])
     # label 1: CE = -ln 0.8; RCE = -(0.8 ln 1 + 0.2 ln 1e-4) = -0.2 ln 1e-4

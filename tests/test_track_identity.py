@@ -1,7 +1,8 @@
-"""One track, one person: shot cuts end tracks, and a face that is someone else splits its track."""
+"""One track, one person: shot cuts end tracks, and a face that is someone else splits its track.
+
+First frame by frame on synthetic faces, without threads; then through the real pipeline on clips made of photos."""
 
 from __future__ import annotations
-
 
 import av
 import cv2
@@ -14,9 +15,11 @@ from faceedge.edge.clip_writer import write_h264
 from faceedge.edge.config import load_config
 from faceedge.edge.cuts import CutDetector, dissimilarity, thumbnail_signature
 from faceedge.edge.detect import YuNetDetector
+from faceedge.edge.identity import IdentityCheck
 from faceedge.edge.metrics import Metrics
 from faceedge.edge.pipeline import Pipeline
 from faceedge.edge.source import detector_shape
+from test_pipeline_stages import Stage, face_at
 
 WIDTH, HEIGHT, FPS = 640, 360, 24
 PERSON_A = DATA / "identities" / "biden" / "biden.jpg"
@@ -49,6 +52,43 @@ def face_patch(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
 
 def write_clip(path, frames: list[np.ndarray]):
     return write_h264(path, frames, FPS, (WIDTH, HEIGHT), crf=18)
+
+
+class ShadeRecognizer:
+    """Tells people apart by their synthetic faces' shade: dark is one person, light another."""
+
+    def embed(self, faces):
+        return np.array([[1.0, 0.0] if face.mean() < 128 else [0.0, 1.0] for face in faces])
+
+
+def test_someone_else_in_a_track_splits_it_and_each_part_keeps_its_own_face():
+    stage = Stage(identity=IdentityCheck(ShadeRecognizer(), min_cosine=0.3, min_score=0.5, interval=2))
+    change = 6
+    for index in range(12):  # the same place; the second person's faces never beat the first's best
+        dark = index < change
+        stage.frame(index, [face_at(100, 100, 0.8 if dark else 0.7, index, shade=0 if dark else 255)])
+    for index in range(12, 18):
+        stage.frame(index, [])
+    assert stage.metric("faceedge_track_splits_total") == 1
+    parts = {m.meta["track_id"]: m for m in stage.sent}
+    assert sorted(parts) == [1, 2] and all(m.meta["event"] == "best" for m in stage.sent)
+    # The old part ends with the first person's face; the second person is published under the new id.
+    assert parts[1].meta["frame_index"] < change and parts[1].candidate.aligned.mean() == 0
+    assert parts[2].meta["frame_index"] >= change and parts[2].candidate.aligned.mean() == 255
+    # At most interval - 1 of the intruder's frames counted in the old part.
+    assert change <= parts[1].meta["frames_seen"] <= change + 1
+
+
+def test_a_cut_ends_every_track_of_its_stream():
+    stage = Stage("track.hit_counter_max=30")
+    shots = [cv2.resize(textured_background(seed), (64, 36)) for seed in (1, 2)]
+    cut = 5
+    for index in range(10):  # the face stays where it was: only the cut can end its track
+        stage.frame(index, [face_at(100, 100, 0.8, index)], image=shots[index >= cut])
+    assert stage.metric("faceedge_scene_cuts_total") == 1
+    assert stage.events() == [("best", 1, 0)]
+    stage.stage.end_all()
+    assert stage.events() == [("best", 1, 0), ("best", 2, cut)]
 
 
 class OfferLog:

@@ -97,6 +97,9 @@ def run_density(args) -> int:
     print(f"{'total':8s} {total['decoded']:8d} {total['skipped']:8d} {total['dropped']:8d} {total['detected']:8d} "
           f"{total['detected_fps']:7.1f} {'':8s} {_latency(total['frame_latency']):>17s} "
           f"{_latency(total['publish_latency']):>19s}")
+    events = ", ".join(f"{event} {_latency(row).strip()}" for event, row in total["publish_latency_by_event"].items())
+    print(f"publish ms p50/p95 by event: {events or 'none'}; each track's first message "
+          f"{_latency(total['first_publish_latency']).strip()}")
     label = "largest N keeping real time" if result["searched"] else f"N={result['decode_only_streams']} real time"
     print(f"{label}: {result['max_realtime_streams']}")
     print(f"decode-only ceiling ({result['decode_only_streams']} decoder(s), {result['decoder_threads']} thread(s) "

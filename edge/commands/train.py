@@ -5,9 +5,9 @@ from __future__ import annotations
 from . import add_module_subcommands, run_module
 
 TRAINERS = {
-    "quality": ("faceedge.pipelines.quality.cli", "train the quality model (seed 000)"),
-    "selection": ("faceedge.pipelines.selection.cli", "train the selection model (seed 002)"),
-    "sr": ("faceedge.pipelines.sr.cli", "train the super-resolution generator (seeds 003, 004, 001)"),
+    "quality": ("faceedge.pipelines.quality.cli", "train the GAN-graded quality model"),
+    "selection": ("faceedge.pipelines.selection.cli", "train the recognition-aware selection model"),
+    "sr": ("faceedge.pipelines.sr.cli", "train the identity-preserving super-resolution generator"),
 }
 
 

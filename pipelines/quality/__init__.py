@@ -1,1 +1,1 @@
-"""Face image quality model of seed 000 (CN112700408A): DCGAN-graded levels, 3-panel ResNet."""
+"""GAN-graded face image quality (CN112700408A): DCGAN-graded levels, 3-panel ResNet."""

@@ -1,4 +1,4 @@
-"""`faceedge train quality --data DIR --out DIR`: the seed-000 quality model, resumable."""
+"""`faceedge train quality --data DIR --out DIR`: the GAN-graded quality model, resumable."""
 
 from __future__ import annotations
 

@@ -1,16 +1,16 @@
-"""The generative adversarial network of seed 000 (CN112700408A, figures 3 and 4), in torch.nn.
+"""The generative adversarial network of the GAN-graded quality method (CN112700408A, figures 3 and 4), in torch.nn.
 
 Generator: noise -> linear map to a 1 x 3 x 2H x 2W tensor -> seven 3x3 convolutions with
 50, 25, 16 (stride 2), 16, 16, 8 and 3 output channels, padding 1, each followed by
 BatchNorm and ReLU ("对以上每一层网络的输出均添加批标准化层和ReLU激活函数层"), so a
 sample is 3 x H x W and non-negative: images are fed to both networks in [0, 1].
-The seed's input, "20维长度为3*H*2*W*2的随机噪声", is read as a 20-dimensional noise vector
+The patent's input, "20维长度为3*H*2*W*2的随机噪声", is read as a 20-dimensional noise vector
 that the linear layer maps to 3*2H*2W values.
 
 Discriminator: conv 32 7x7 (pad 3), conv 32 3x3, conv 16 3x3 (pad 1), each followed by
 LeakyReLU and 2x2 average pooling with stride 2; then FC 1024 + LeakyReLU, FC 1 + sigmoid.
 
-Training (`train_step`) is the seed's two-phase iteration with binary cross-entropy:
+Training (`train_step`) is the patent's two-phase iteration with binary cross-entropy:
 phase 1 updates only the discriminator on real (label 1) and generated (label 0) images;
 phase 2 updates only the generator on a fresh generated batch labelled 1.
 """
@@ -24,7 +24,7 @@ from torch import nn
 import torch.nn.functional as F
 
 NOISE_DIM = 20
-# (output channels, stride) of the generator convolutions, in the seed's order.
+# (output channels, stride) of the generator convolutions, in the patent's order.
 GENERATOR_CONVS = ((50, 1), (25, 1), (16, 2), (16, 1), (16, 1), (8, 1), (3, 1))
 # (output channels, kernel) of the discriminator convolutions.
 DISCRIMINATOR_CONVS = ((32, 7), (32, 3), (16, 3))
@@ -94,7 +94,7 @@ class GAN:
     @classmethod
     def create(cls, height: int, width: int, lr: float = 2e-4) -> "GAN":
         generator, discriminator = Generator(height, width), Discriminator(height, width)
-        # Adam with beta1 = 0.5: the usual DCGAN setting (the seed names no optimiser).
+        # Adam with beta1 = 0.5: the usual DCGAN setting (the patent names no optimiser).
         return cls(
             generator,
             discriminator,

@@ -1,7 +1,7 @@
-"""Automatic quality grading of the training pool (seed 000, step 103).
+"""Automatic quality grading of the training pool (the GAN-graded quality patent, step 103).
 
 Levels are 0-based indices: 0 = level I (real faces), 1..5 = levels II..VI, worse as the
-index grows. The seed gives three rules for the generated sets; each one returns a level per
+index grows. The patent gives three rules for the generated sets; each one returns a level per
 generated sample:
 
 - `grade_by_iteration`: later generator checkpoints get better levels;

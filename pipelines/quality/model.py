@@ -1,6 +1,6 @@
 """The quality classifier: a compact ResNet over the 3-panel input, six levels out.
 
-Seed 000 names a ResNet trained with "binary cross-entropy and softmax"; `level_loss`
+The GAN-graded quality method names a ResNet trained with "binary cross-entropy and softmax"; `level_loss`
 implements exactly that: softmax over the six levels, then binary cross-entropy of each
 level's probability against the one-hot target.
 """
@@ -76,7 +76,7 @@ class ScoringHead(nn.Module):
 
 
 def level_loss(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Softmax, then binary cross-entropy per level against the one-hot target (seed 000)."""
+    """Softmax, then binary cross-entropy per level against the one-hot target (as the patent says)."""
     probabilities = torch.softmax(logits, dim=1).clamp(1e-6, 1 - 1e-6)
     target = F.one_hot(levels, logits.shape[1]).float()
     return F.binary_cross_entropy(probabilities, target)

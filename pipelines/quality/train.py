@@ -1,7 +1,7 @@
-"""Quality-model training, seed 000 end to end, in resumable stages under one output folder.
+"""GAN-graded quality training end to end, in resumable stages under one output folder.
 
 1. faces:      detect, align (112x112) and keep frontal faces of the training identities.
-2. gan:        train the seed's DCGAN on them, saving a generated set at evenly spaced checkpoints.
+2. gan:        train the patent's DCGAN on them, saving a generated set at evenly spaced checkpoints.
 3. grading:    grade every generated sample by the three rules (iteration, Fréchet, MSE).
 4. pool:       real faces (level I) + graded generated faces + degraded real faces graded by strength.
 5. classifier: the 3-panel ResNet, checkpointed every epoch.

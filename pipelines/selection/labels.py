@@ -1,4 +1,4 @@
-"""Seed 002 labels: a face is positive only when the recogniser both names it right and is sure.
+"""Recognition-aware selection labels: a face is positive only when the recogniser both names it right and is sure.
 
 Each probe's embedding is matched (by the recogniser's own similarity) against a gallery of the other
 photos (never the probe's own source photo). Four cases: (top-1 identity correct, similarity >= threshold)

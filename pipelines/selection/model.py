@@ -1,11 +1,11 @@
-"""The selection CNN and the symmetric cross-entropy loss of seed 002."""
+"""The selection CNN and the symmetric cross-entropy loss of recognition-aware selection."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-# Seed 002: q is floored at 1e-4 so that log q (reverse cross-entropy) stays finite.
+# Recognition-aware selection: q is floored at 1e-4 so that log q (reverse cross-entropy) stays finite.
 LABEL_FLOOR = 1e-4
 # Keeps log p finite in the forward cross-entropy for saturated predictions.
 PROB_FLOOR = 1e-7
@@ -38,7 +38,7 @@ def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, alpha: f
     """alpha * CE(q, p) + beta * RCE(p, q), averaged over the batch, two classes.
 
     p = (1 - sigmoid(z), sigmoid(z)) is the prediction, q the one-hot label. CE = -sum q log p;
-    RCE = -sum p log q with q floored at 1e-4 (log 0 -> log 1e-4 = -9.21), as seed 002 describes.
+    RCE = -sum p log q with q floored at 1e-4 (log 0 -> log 1e-4 = -9.21), as the patent describes.
     """
     positive = torch.sigmoid(logits)
     p = torch.stack([1.0 - positive, positive], dim=1).clamp(min=PROB_FLOOR, max=1.0)
@@ -52,7 +52,7 @@ def similarity_regression(logits: torch.Tensor, genuine_similarity: torch.Tensor
                           scale: float) -> torch.Tensor:
     """Mean squared distance of each logit from scale * (genuine similarity - threshold).
 
-    Our addition to seed 002's loss: SCE alone drives every positive towards the same saturated
+    Our addition to the patent's loss: SCE alone drives every positive towards the same saturated
     logit, so the score cannot say which of a track's good faces the recogniser matches best. This
     term ties the logit to SFace's similarity to the face's own identity (0 at the label threshold,
     so it agrees with the label on which side of 0.5 most faces fall).

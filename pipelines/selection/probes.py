@@ -1,11 +1,11 @@
 """Probes: degraded views of real photos, re-detected and re-aligned as the runtime would see them.
 
 A probe starts from a photo's face, shrinks its neighbourhood so the face is `face_px` wide
-(a person farther from the camera), degrades it with the seed-003 recipe (pose warp about the
+(a person farther from the camera), degrades it with the restoration generator's recipe (pose warp about the
 face, blur, noise, JPEG...) and runs YuNet and alignment again on the result, so its detector
 score, box size and landmarks are real. A view the detector misses yields no probe, as at run time;
 so does a view whose re-detected box is smaller than the runtime's `detect.min_face` (the pipeline
-drops such faces before tracking and scoring, edge/pipeline.py), read from the config default.
+drops such faces before tracking and scoring, edge/detect_align.py), read from the config default.
 """
 
 from __future__ import annotations

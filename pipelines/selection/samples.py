@@ -126,7 +126,8 @@ def make_blocks(records, indices, recognizer: str, per_photo: int, seed: int, wo
 
 def label_blocks(blocks: list[ProbeBlock], gallery: Gallery, recognizer, threshold: float,
                  desc: str = "labelling") -> LabelledProbes:
-    """Seed 002's four-case labels, one block at a time (so a probe's numbers never depend on its neighbours)."""
+    """Recognition-aware selection's four-case labels, one block at a time (a probe's numbers never
+    depend on its neighbours)."""
     parts = []
     for block in tqdm([b for b in blocks if b.probes], desc=desc, unit="photo"):
         matches = match_gallery(block.embeddings, [p.identity for p in block.probes],
@@ -237,7 +238,7 @@ def merge_shards(paths: list[Path], target: Path) -> dict:
 @dataclass
 class Samples:
     aligned: np.ndarray  # (N, 112, 112, 3) BGR
-    labels: np.ndarray  # (N,) 0/1, seed 002's rule
+    labels: np.ndarray  # (N,) 0/1, recognition-aware selection's rule
     genuine_similarity: np.ndarray  # (N,) the recogniser's similarity to the probe's own identity
     stats: dict
 

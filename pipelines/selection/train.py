@@ -35,7 +35,7 @@ class TrainSettings:
     weight_decay: float = 1e-4
     alpha: float = 1.0
     beta: float = 1.0
-    similarity_weight: float = 0.1  # 0 trains on seed 002's SCE alone
+    similarity_weight: float = 0.1  # 0 trains on the patent's SCE alone
     similarity_scale: float = 40.0  # logit per unit of cosine similarity
     seed: int = 0
     width: int = 16

@@ -1,11 +1,11 @@
 """Paired (low-res, high-res) faces for SR training and evaluation.
 
 High-resolution targets are aligned 112x112 faces from `pipelines.dataset` that pass a
-quality floor (seed 003 trains only on high-quality samples): the source face must be at
+quality floor (the restoration generator trains only on high-quality samples): the source face must be at
 least as large as the template (no upscaled targets) and sharp enough (Laplacian variance).
 Each photo is pre-shrunk with area averaging so the face sits near template scale, which
 keeps the alignment warp free of aliasing and cheap. Every draw re-aligns with a random
-jitter (shift, scale, rotation) and flip, then makes the low-res input with seed 003's
+jitter (shift, scale, rotation) and flip, then makes the low-res input with the restoration generator's
 degradations through `Degradation.low_res` (blur, motion, noise, JPEG; exact x2/x4/x8).
 """
 
@@ -26,7 +26,7 @@ from faceedge.pipelines.degrade import Degradation
 log = logging.getLogger(__name__)
 
 HR_SIZE = 112
-# Seed 003's restoration degradations; the recipe's pose/occlusion/exposure are not SR's job
+# The restoration generator's degradations; the recipe's pose/occlusion/exposure are not SR's job
 # and `low_res` replaces its resample step by the exact downscale.
 SR_STEPS = {"gaussian_blur": 0.5, "motion_blur": 0.3, "noise": 0.5, "jpeg": 0.7}
 MIN_SHARPNESS = 30.0  # Laplacian variance of the aligned 112 face
@@ -83,7 +83,7 @@ class PairSampler:
         self.rng = np.random.default_rng(seed)
 
     def degrade(self, face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Seed 003's recipe, or (with probability `clean_fraction`) a plain area downsample:
+        """The restoration generator's recipe, or (with probability `clean_fraction`) a plain area downsample:
         a distant face from a clean camera, which the recipe alone almost never produces."""
         if self.clean_fraction > 0 and rng.random() < self.clean_fraction:
             size = (face.shape[1] // self.scale, face.shape[0] // self.scale)

@@ -1,7 +1,7 @@
 """`faceedge eval sr --data DIR --json OUT [--grid OUT.png]`: SR against bicubic on held-out identities.
 
 For each high-quality face of the evaluated identities, an x4 (or --scale) low-resolution
-probe is made with seed 003's degradation recipe (deterministic per probe) or, with
+probe is made with the restoration generator's degradation recipe (deterministic per probe) or, with
 --clean, by area downsampling only. Each method restores it to 112x112; we report PSNR and
 SSIM to the high-resolution face, SFace identity cosine to it, and rank-1 identification of
 the restored probe against a gallery of every other photo in DIR (all identities, so the

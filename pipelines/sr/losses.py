@@ -1,6 +1,7 @@
-"""Loss terms: seed 003's joint L1 + GAN loss, seed 004's identity term, seed 001's distillation.
+"""Loss terms: the restoration generator's joint L1 + GAN loss, identity-preserving SR's identity term,
+the enhancement refinements' distillation.
 
-The discriminator returns logits; D(.) in the seed's formula is sigmoid(logit), so
+The discriminator returns logits; D(.) in the patent's formula is sigmoid(logit), so
 -log D(G(x)) is softplus(-logit), computed stably.
 """
 
@@ -11,13 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-# Seed 003: k1 = 1, k2 = 1e-4 gave the best, most stable generator.
+# The restoration generator: k1 = 1, k2 = 1e-4 gave the best, most stable generator.
 L1_WEIGHT = 1.0
 GAN_WEIGHT = 1e-4
 
 
 def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """-mean log D(G(I_s)) (seed 003, formula 1, averaged over the batch)."""
+    """-mean log D(G(I_s)) (the restoration generator, formula 1, averaged over the batch)."""
     return F.softplus(-fake_logits).mean()
 
 
@@ -27,14 +28,14 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 
 
 def identity_loss(embed, restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Seed 004: 1 - cosine between recogniser embeddings of the output and the HR face."""
+    """Identity-preserving SR: 1 - cosine between recogniser embeddings of the output and the HR face."""
     with torch.no_grad():
         reference = embed(target)
     return (1.0 - (embed(restored) * reference).sum(dim=1)).mean()
 
 
 def distillation_loss(student_feats, teacher_feats, student_out, teacher_out) -> torch.Tensor:
-    """Seed 001: the pruned student copies the full teacher's features and output."""
+    """Enhancement refinements: the pruned student copies the full teacher's features and output."""
     return F.l1_loss(student_feats, teacher_feats) + F.l1_loss(student_out, teacher_out)
 
 

@@ -1,4 +1,4 @@
-"""Edge-sized SR generator with skip connections (seed 003) and its discriminator.
+"""Edge-sized SR generator with skip connections (the restoration generator) and its discriminator.
 
 Images are BGR in 0..1, NCHW. The generator maps a (112/scale)^2 face to 112x112 as
 bicubic(x) + residual: the image-level skip means it only learns the missing detail,

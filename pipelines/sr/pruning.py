@@ -1,4 +1,4 @@
-"""Seed 001's per-layer channel pruning with a back-off driven by a quality check.
+"""The enhancement refinements' per-layer channel pruning with a back-off driven by a quality check.
 
 Each residual block's inner width is cut by `ratio`, keeping the filters with the largest
 L1 norm. If the generator's output with that cut fails the quality check (PSNR to the

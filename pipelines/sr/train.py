@@ -1,10 +1,11 @@
 """SR training: teacher with the joint loss, optional pruning, student with distillation.
 
-Per step: the generator minimises 1*L1 + 1e-4*L_GAN (seed 003) + lambda*(1 - cos) through
-the differentiable SFace (seed 004, on a sub-batch: it costs ~10x the generator), plus the
-distillation term for a pruned student (seed 001); the discriminator is updated on the same
-batch. After every epoch seed 001's augmentation factor, from the discriminator's mean
-outputs on degraded, real and restored faces, moves the degradation severity.
+Per step: the generator minimises 1*L1 + 1e-4*L_GAN (restoration generator) + lambda*(1 - cos)
+through the differentiable SFace (identity-preserving SR, on a sub-batch: it costs ~10x the
+generator), plus the distillation term for a pruned student (enhancement refinements); the
+discriminator is updated on the same batch. After every epoch the enhancement refinements'
+augmentation factor, from the discriminator's mean outputs on degraded, real and restored faces,
+moves the degradation severity.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class Trainer:
             result["pruning"] = [asdict(layer) for layer in report]
             if self.history:
                 self.sampler.severity = self.history[-1]["severity"]
-            # The student copies the teacher only when distillation has a weight (seed 001's term).
+            # The student copies the teacher only when distillation has a weight (the enhancement refinements' term).
             self.fit(student, cfg.student_epochs, "student", teacher if cfg.weights.distill > 0 else None)
             save_generator(student, out / "student.pt")
             result["student"] = str(out / "student.pt")

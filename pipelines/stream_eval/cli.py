@@ -112,8 +112,8 @@ def run(args) -> int:
     report: dict = {"command": "faceedge eval stream", "seed": args.seed, "threshold": args.threshold,
                     "machine": f"{platform.node()} {platform.machine()} {_cores()} cores", "commit": _commit(),
                     "overrides": args.set, "latency_clock": (
-                        "stream time: the stream's processed-frame count when the message arrived, as that frame's "
-                        "timestamp, minus the person's first visible frame's (synthetic: visibility >= 0.5 at "
+                        "stream time: the stream's last detected frame when the message arrived (detected frames x "
+                        "detection stride), as that frame's timestamp, minus the person's first visible frame's (synthetic: visibility >= 0.5 at "
                         ">= detect.min_face px; real: first face attributed at the threshold); files run at decode "
                         "speed")}
     clips: list[Clip] = []
@@ -232,7 +232,7 @@ def attribute_messages(clips: list[Clip], messages, recognizer, name: str) -> di
         sr = None
         if index in original_emb and who is not None:
             sr = (sim, clip.references[who].similarity(original_emb[index]))
-        out[clip.stream].append(Published(who, sim, clip.scan.frame_time(message.frames_processed - 1), sr,
+        out[clip.stream].append(Published(who, sim, clip.scan.frame_time(message.stream_frame), sr,
                                           faces[index]))
     return out
 

@@ -2,10 +2,11 @@
 
 The pipeline binds its XPUB on a free loopback port; a SUB socket (edge.subscribe) connects
 first and retries every 10 ms, as the demo does, so no message is missed. The observer records
-every offer to a track. Each message's stream time of arrival is the stream's processed-frame
-count when it arrived (faceedge_frames_processed_total) mapped to that frame's timestamp: the
-files run at decode speed, and this clock says how far into the stream the message came,
-whatever the machine's speed.
+every offer to a track. Each message's stream time of arrival is the index of the stream's last
+detected frame when it arrived: the detected-frame count (faceedge_frames_processed_total) times
+the detection stride (a file's interval is fixed), mapped to that frame's timestamp. The files run
+at decode speed, and this clock says how far into the stream the message came, whatever the
+machine's speed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Message:
     meta: dict
     face: bytes
     original: bytes | None
-    frames_processed: int  # of its stream, when it arrived
+    stream_frame: int  # index of its stream's last detected frame when it arrived
 
 
 @dataclass
@@ -65,8 +66,11 @@ class Collector:
 
     def save(self, parts: list[bytes]) -> dict:
         message = decode_message(parts)
-        processed = int(self.metrics.value("faceedge_frames_processed_total", stream=message.meta["stream"]))
-        self.messages.append(Message(message.meta, message.face_jpeg, message.original_jpeg, processed))
+        stream = message.meta["stream"]
+        processed = int(self.metrics.value("faceedge_frames_processed_total", stream=stream))
+        stride = int(self.metrics.value("faceedge_detect_interval", stream=stream)) + 1
+        self.messages.append(Message(message.meta, message.face_jpeg, message.original_jpeg,
+                                     (processed - 1) * stride))
         return message.meta
 
 
