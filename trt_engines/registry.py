@@ -64,11 +64,9 @@ class ModelSpec:
 def detector_shapes(config: Config) -> ItemShapes:
     """Frames come scaled to a longer side of `detect.input_size` (or a stream's own), padded to the stride:
     the profile holds a square frame of the largest and is tuned for a 16:9 frame of `detect.input_size`."""
-    from faceedge.edge.source import detector_shape
-
     longest = max([config.detect.input_size, *(s.input_size for s in config.streams if s.input_size)])
-    width, height = detector_shape(16, 9, config.detect.input_size)
-    return ItemShapes(min=(3, STRIDE, STRIDE), opt=padded_item_shape(height, width),
+    width = config.detect.input_size
+    return ItemShapes(min=(3, STRIDE, STRIDE), opt=padded_item_shape(width * 9 // 16, width),
                       max=padded_item_shape(longest, longest))
 
 
