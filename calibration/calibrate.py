@@ -3,7 +3,7 @@
 Data comes split by identity (see `dataset.split_sets`): the `fit` split calibrates, the
 `choose` split picks among the candidates (entropy, and percentile at each configured value),
 the `report` split gives the agreement figures that are published. The chosen QDQ ONNX is
-written to `backends.int8_model_path(float)`, with the report beside it as JSON.
+written to `base.int8_model_path(float)`, with the report beside it as JSON.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from faceedge.trt_engines.backends import OnnxRuntimeBackend, int8_model_path
+from faceedge.trt_engines.base import int8_model_path
 from faceedge.trt_engines.models import input_spec
-from faceedge.trt_engines.registry import MODELS
-from faceedge.trt_engines.tensorrt_backend import tensorrt_qdq
+from faceedge.trt_engines.plugins.onnxruntime_session import OnnxRuntimeBackend
+from faceedge.trt_engines.model_registry import MODELS
+from faceedge.trt_engines.tensorrt_qdq import tensorrt_qdq
 
 from .dataset import Split
 from .measures import MEASURES

@@ -1,5 +1,5 @@
 """How calibration runs a model on a split and judges its INT8 copy, for each measure a spec names
-(`trt_engines.registry.ModelSpec.agreement`).
+(`trt_engines.model_registry.ModelSpec.agreement`).
 
 A measure says which of a split's data the model sees (frames, or the aligned face crops of its
 tracks), in what batches it runs, and which agreement figures compare its outputs with FP32's.

@@ -5,7 +5,7 @@ calibrated range: a ReLU output spans [0, max], so uint8 gives it all 256 levels
 symmetric int8 leaves it 128 (the selection model's INT8 copy kept the best face in 0.944
 of the choose tracks with uint8 activations, 0.904 with symmetric int8, at the same
 layout). TensorRT wants symmetric int8 activations and float biases; it builds from
-`trt_engines.tensorrt_backend.tensorrt_qdq`, which re-encodes these same scales.
+`trt_engines.tensorrt_qdq.tensorrt_qdq`, which re-encodes these same scales.
 """
 
 from __future__ import annotations

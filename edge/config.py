@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from faceedge.trt_engines.backends import default_order, settings_models
 
 from .errors import ConfigError
 
@@ -188,7 +190,16 @@ class MetricsConfig(Section):
     port: int = Field(9108, ge=0, le=65535)
 
 
-BackendName = Literal["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"]
+def _registered_backend(name: str, allowed: tuple[str, ...] = ()) -> str:
+    known = (*allowed, *default_order())
+    if name not in known:
+        raise ValueError(f"unknown inference backend {name!r} (known: {', '.join(known)})")
+    return name
+
+
+# Checked against the backend plugins registered when the config is validated.
+BackendName = Annotated[str, AfterValidator(_registered_backend)]
+BackendChoice = Annotated[str, AfterValidator(lambda name: _registered_backend(name, ("auto",)))]
 Precision = Literal["fp32", "fp16", "int8"]
 
 
@@ -230,20 +241,16 @@ class CalibrationConfig(Section):
         default_factory=lambda: {"selection": 3})
 
 
-class InferenceConfig(Section):
+class InferenceConfig(Section, *settings_models()):
+    """Backend choice, precisions and batching; each backend plugin adds its own keys (its `settings`:
+    `threads` for ONNX Runtime, `engine_cache` for TensorRT)."""
+
     # "auto" tries `order` and keeps the first backend that works here.
-    backend: Literal["auto"] | BackendName = "auto"
-    order: list[BackendName] = Field(
-        default_factory=lambda: ["tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"], min_length=1)
+    backend: BackendChoice = "auto"
+    # Default: the plugins' own order (TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU).
+    order: list[BackendName] = Field(default_factory=lambda: list(default_order()), min_length=1)
     precision: ModelPrecisions = Field(default_factory=ModelPrecisions)
-    # ONNX Runtime intra-op threads per model (0: one per core). One, because the pipeline's
-    # stages already run side by side: on 2 cores, 2 intra-op threads cost more CPU than they
-    # saved (bench ratio 0.37-0.39 vs 0.40-0.42 with 1).
-    threads: int = Field(1, ge=0)
     batch_size: int = Field(32, ge=1, le=1024)
-    batch_wait_ms: float = Field(5.0, ge=0)
-    # null: <faceedge cache>/engines
-    engine_cache: str | None = None
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 

@@ -27,7 +27,7 @@ from .config import load_config
 from .enhance import make_enhancer
 from .metrics import Metrics
 from .pipeline import Pipeline, make_detector
-from .publish import MessageError, decode_message
+from .wire import MessageError, decode_message
 from .select import make_scorer
 from .source import decoder_thread_count
 from .subscribe import connect, receive

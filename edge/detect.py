@@ -1,4 +1,4 @@
-"""Face detection: YuNet (bundled) decoded here, or a user's SCRFD pack through insightface.
+"""Face detection: YuNet (bundled) or a user's SCRFD model, both run by the backend layer and decoded here.
 
 Every detector takes a BGR uint8 image and returns `Detection`s in that image's pixels.
 """
@@ -11,8 +11,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .detector_input import detector_input, padded_item_shape
-from .model_files import resolve_model
+from .detector_input import detector_input, padded_item_shape, scrfd_input_size
+from .errors import ModelFileError
+from .model_files import load_onnx, resolve_model
 
 
 @dataclass
@@ -50,7 +51,7 @@ class YuNetDetector:
     strides = (8, 16, 32)
 
     def __init__(self, model: str = "bundled:yunet", score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 min_face: int = 0, threads: int = 0, backend=None):
+                 threads: int = 0, backend=None):
         if backend is None:
             from faceedge.trt_engines.backends import open_backend
             from faceedge.trt_engines.models import batched_onnx, trt_profile
@@ -62,7 +63,6 @@ class YuNetDetector:
         self.input_name = self.backend.input_names[0]
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
-        self.min_face = min_face
         self._grids: dict[tuple[int, int], list[np.ndarray]] = {}
 
     def _grid(self, height: int, width: int) -> list[np.ndarray]:
@@ -108,12 +108,8 @@ class YuNetDetector:
     def _nms(self, boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> list[Detection]:
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
         keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_threshold)
-        found = []
-        for i in np.asarray(keep, dtype=int).ravel():
-            det = Detection(boxes[i].astype(np.float32), landmarks[i].astype(np.float32), float(scores[i]))
-            if det.size >= self.min_face:
-                found.append(det)
-        return found
+        return [Detection(boxes[i].astype(np.float32), landmarks[i].astype(np.float32), float(scores[i]))
+                for i in np.asarray(keep, dtype=int).ravel()]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.detect_batch([image])[0]
@@ -134,27 +130,89 @@ class YuNetDetector:
 
 
 class ScrfdDetector:
-    """A user's SCRFD model (e.g. from an insightface pack), through insightface's model_zoo."""
+    """A user's SCRFD model (e.g. from an insightface pack) with landmarks, decoded as insightface's SCRFD does.
+
+    Each image is scaled into the model's input size (its fixed size, else 640x640) keeping its aspect,
+    padded at the bottom and right, and fed as RGB (x - 127.5) / 128. Per stride, anchor centres plus the
+    predicted distances (in strides) give the box and the 5 landmarks; NMS uses insightface's IoU (+1 pixel
+    box sides) at its default 0.4. Models whose outputs carry a batch axis run a batch of images in one call;
+    the others (outputs flattened to anchors x values) run one image per call.
+    """
 
     name = "scrfd"
+    nms_threshold = 0.4
 
-    def __init__(self, model: str, score_threshold: float = 0.5, input_size: int = 640, min_face: int = 0):
-        from insightface.model_zoo import get_model
+    def __init__(self, model: str, backend, score_threshold: float = 0.5):
+        graph = load_onnx(resolve_model(model)).graph
+        heads = {9: ((8, 16, 32), 2), 15: ((8, 16, 32, 64, 128), 1)}  # outputs -> strides, anchors per cell
+        if len(graph.output) not in heads:
+            raise ModelFileError(f"detector {model}: {len(graph.output)} outputs, not an SCRFD model with landmarks "
+                                 f"(9 or 15 outputs: scores, boxes and 5 landmarks per stride)")
+        self.strides, anchors = heads[len(graph.output)]
+        self.input_size = scrfd_input_size(graph)
+        self.batched = len(graph.output[0].type.tensor_type.shape.dim) == 3
+        self.backend = backend
+        self.input_name = backend.input_names[0]
+        self.score_threshold = score_threshold
+        width, height = self.input_size
+        self.centres = [self._anchor_centres(height // stride, width // stride, stride, anchors)
+                        for stride in self.strides]
 
-        self.model = get_model(str(resolve_model(model)), providers=["CPUExecutionProvider"])
-        self.model.prepare(ctx_id=-1, input_size=(input_size, input_size), det_thresh=score_threshold)
-        self.min_face = min_face
+    @staticmethod
+    def _anchor_centres(rows: int, cols: int, stride: int, anchors: int) -> np.ndarray:
+        centres = (np.stack(np.mgrid[:rows, :cols][::-1], axis=-1).astype(np.float32) * stride).reshape(-1, 2)
+        return np.repeat(centres, anchors, axis=0)
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        return [self.detect(image) for image in images]
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """(1x3xHxW blob of the letterboxed image, its scale from image pixels)."""
+        width, height = self.input_size
+        ratio = image.shape[0] / image.shape[1]
+        if ratio > height / width:
+            new_height, new_width = height, int(height / ratio)
+        else:
+            new_height, new_width = int(width * ratio), width
+        canvas = np.zeros((height, width, 3), np.uint8)
+        canvas[:new_height, :new_width] = cv2.resize(image, (new_width, new_height))
+        blob = cv2.dnn.blobFromImage(canvas, 1.0 / 128, (width, height), (127.5, 127.5, 127.5), swapRB=True)
+        return blob, new_height / image.shape[0]
+
+    def decode(self, outputs: list[np.ndarray], scale: float, item: int = 0) -> list[Detection]:
+        """Detections of batch item `item` (0 for models without a batch axis), in pixels of the image."""
+        count = len(self.strides)
+        heads = [out[item] if self.batched else out for out in outputs]
+        scores, boxes, landmarks = [], [], []
+        for index, (stride, centres) in enumerate(zip(self.strides, self.centres)):
+            keep = np.nonzero(heads[index][:, 0] >= self.score_threshold)[0]
+            distance = heads[index + count][keep] * stride
+            points = centres[keep]
+            boxes.append(np.concatenate([points - distance[:, :2], points + distance[:, 2:4]], axis=1))
+            landmarks.append(points[:, None, :] + (heads[index + 2 * count][keep] * stride).reshape(-1, 5, 2))
+            scores.append(heads[index][keep, 0])
+        score, box, points = np.concatenate(scores), np.concatenate(boxes) / scale, np.concatenate(landmarks) / scale
+        return [Detection(box[i].astype(np.float32), points[i].astype(np.float32), float(score[i]))
+                for i in self._nms(box, score)]
+
+    def _nms(self, boxes: np.ndarray, scores: np.ndarray) -> list[int]:
+        """Indices kept by insightface's greedy NMS, best score first; box sides count +1 pixel."""
+        x1, y1, x2, y2 = boxes.T
+        areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+        order = np.argsort(-scores, kind="stable")
+        keep = []
+        while order.size:
+            first, rest = order[0], order[1:]
+            keep.append(int(first))
+            width = np.maximum(0.0, np.minimum(x2[first], x2[rest]) - np.maximum(x1[first], x1[rest]) + 1)
+            height = np.maximum(0.0, np.minimum(y2[first], y2[rest]) - np.maximum(y1[first], y1[rest]) + 1)
+            inter = width * height
+            order = rest[inter / (areas[first] + areas[rest] - inter) <= self.nms_threshold]
+        return keep
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        boxes, kpss = self.model.detect(image)
-        found = []
-        for box, kps in zip(boxes, kpss if kpss is not None else [None] * len(boxes)):
-            if kps is None:
-                continue
-            det = Detection(box[:4].astype(np.float32), kps.astype(np.float32), float(box[4]))
-            if det.size >= self.min_face:
-                found.append(det)
-        return found
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        prepared = [self.preprocess(image) for image in images]
+        if not self.batched or not prepared:
+            return [self.decode(self.backend.run({self.input_name: blob}), scale) for blob, scale in prepared]
+        outputs = self.backend.run({self.input_name: np.concatenate([blob for blob, _ in prepared])})
+        return [self.decode(outputs, scale, item) for item, (_, scale) in enumerate(prepared)]

@@ -7,6 +7,8 @@ stream's `min_face` (source pixels) are dropped before they cost an alignment.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 from dataclasses import dataclass
 
@@ -15,9 +17,11 @@ import numpy as np
 from .align import align_face, context_box
 from .config import Config
 from .detect import Detection, Detector
-from .metrics import Metrics
 from .select import Candidate
 from .source import FramePacket, StreamEvent
+
+if TYPE_CHECKING:  # metrics are an operation: stages are handed one, never import it
+    from .metrics import Metrics
 
 
 @dataclass

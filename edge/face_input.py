@@ -2,7 +2,7 @@
 
 Every face model starts from the 112x112 ArcFace-aligned BGR uint8 face. Each preparation takes
 a batch of them and the model's per-item input shape (`item_shape`, C x H x W), so that
-calibration prepares every model through one call (`trt_engines.registry`); models fed one
+calibration prepares every model through one call (`trt_engines.model_registry`); models fed one
 fixed size (SFace, the learned scorers) do not need it. The quality model's three-panel
 input is in `quality_io`.
 """

@@ -1,4 +1,4 @@
-"""The one place a published face's message is made: schema `publish.SCHEMA`, from a track's best face.
+"""The one place a published face's message is made: schema `wire.SCHEMA`, from a track's best face.
 
 `face_message` is called when the publish decision is taken, on the worker thread, so the metadata
 is that moment's (the track goes on changing its `BestFace`); the publisher thread then encodes it
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .face_quality import face_quality
-from .publish import SCHEMA, encode_message
+from .wire import SCHEMA, encode_message
 from .select import BestFace, Candidate, Scorer
 
 if TYPE_CHECKING:

@@ -132,7 +132,7 @@ class DetectorScorer:
         return np.array([cand.detection.score for cand in candidates], dtype=np.float64)
 
 
-# Scorers that run the model of the same role (`trt_engines.registry`), named by `select.scorer`.
+# Scorers that run the model of the same role (`trt_engines.model_registry`), named by `select.scorer`.
 LEARNED_SCORERS = ("selection", "quality")
 
 
@@ -143,7 +143,7 @@ def make_scorer(config, inference=None) -> Scorer:
     if config.scorer == "detector":
         return DetectorScorer()
     if config.scorer in LEARNED_SCORERS:
-        from faceedge.trt_engines.registry import MODELS
+        from faceedge.trt_engines.model_registry import MODELS
 
         model = getattr(config, f"{config.scorer}_model")
         return LearnedScorer(config.scorer, model, MODELS[config.scorer].prepare, inference)

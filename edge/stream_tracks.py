@@ -16,17 +16,19 @@ messages as the policy says (edge/publish_policy.py). Every message is made by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .config import Config
 from .cuts import CutDetector
 from .face_message import OutgoingFace, face_message
 from .identity import IdentityCheck, TrackIdentity
-from .metrics import Metrics
 from .publish_policy import PublishPolicy
 from .select import BestFace, Candidate, Scorer
 from .source import FramePacket
 from .track import FaceTracker
+
+if TYPE_CHECKING:  # metrics are an operation: stages are handed one, never import it
+    from .metrics import Metrics
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import zmq
 
-from .publish import MessageError, decode_message
+from .wire import MessageError, decode_message
 
 log = logging.getLogger("faceedge.subscribe")
 

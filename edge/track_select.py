@@ -12,16 +12,18 @@ can show and judge what each track took in, not only its winner.
 from __future__ import annotations
 
 import time
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from .config import Config
 from .detect_align import DetectedRound
 from .face_message import OutgoingFace
 from .identity import IdentityCheck
-from .metrics import Metrics
 from .select import Candidate, Scorer
 from .source import StreamEvent
 from .stream_tracks import StreamTracks, check_identities
+
+if TYPE_CHECKING:  # metrics are an operation: stages are handed one, never import it
+    from .metrics import Metrics
 
 
 class CandidateObserver(Protocol):

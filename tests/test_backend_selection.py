@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 
 from faceedge.edge.errors import ModelFileError
-from faceedge.trt_engines import info
-from faceedge.trt_engines.backends import (DEFAULT_ORDER, BackendRequest, BackendUnavailable, int8_model_path,
-                                  open_backend, select_backend)
+from faceedge.trt_engines import backends, info
+from faceedge.trt_engines.backends import default_order, open_backend, registered, select_backend
+from faceedge.trt_engines.base import BackendRequest, BackendUnavailable, int8_model_path
 from faceedge.trt_engines.models import model_path
+
+DEFAULT_ORDER = default_order()
 
 
 class Fake:
@@ -13,14 +15,33 @@ class Fake:
         self.name, self.precision, self.input_names = name, precision, ["x"]
 
 
-def factories(available):
-    def make(name):
-        def factory(req, precision):
-            if name not in available:
-                raise BackendUnavailable(f"{name} missing")
-            return Fake(name, precision)
-        return factory
-    return {name: make(name) for name in DEFAULT_ORDER}
+class FakePlugin:
+    """Stands in for a registered plugin: same name and precisions, opens only if `available`."""
+
+    settings = None
+
+    def __init__(self, name, precisions, order, available):
+        self.name, self.precisions, self.order, self.available = name, precisions, order, available
+
+    def describe(self):
+        return self.available, "fake"
+
+    def open(self, request, precision):
+        if not self.available:
+            raise BackendUnavailable(f"{self.name} missing")
+        return Fake(self.name, precision)
+
+
+def fakes(available):
+    return {name: FakePlugin(name, plugin.precisions, plugin.order, name in available)
+            for name, plugin in registered().items()}
+
+
+def test_the_plugins_give_the_default_order_and_their_precisions():
+    assert DEFAULT_ORDER == ("tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu")
+    assert {name: plugin.precisions for name, plugin in registered().items()} == {
+        "tensorrt": ("fp32", "fp16", "int8"), "onnxruntime-cuda": ("fp32", "int8"),
+        "torch-cuda": ("fp32", "fp16"), "onnxruntime-cpu": ("fp32", "int8")}
 
 
 @pytest.mark.parametrize("available, expected", [
@@ -31,25 +52,25 @@ def factories(available):
 ])
 def test_falls_through_in_order(tmp_path, available, expected):
     backend, skipped = select_backend(BackendRequest(tmp_path / "m.onnx", "fp32"), DEFAULT_ORDER,
-                                      factories(available))
+                                      fakes(available))
     assert backend.name == expected
     assert len(skipped) == DEFAULT_ORDER.index(expected)
 
 
 def test_fp16_prefers_a_native_backend_then_downgrades(tmp_path):
     req = BackendRequest(tmp_path / "m.onnx", "fp16")
-    backend, _ = select_backend(req, DEFAULT_ORDER, factories({"onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"}))
+    backend, _ = select_backend(req, DEFAULT_ORDER, fakes({"onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu"}))
     assert (backend.name, backend.precision) == ("torch-cuda", "fp16")
-    backend, _ = select_backend(req, DEFAULT_ORDER, factories({"onnxruntime-cpu"}))
+    backend, _ = select_backend(req, DEFAULT_ORDER, fakes({"onnxruntime-cpu"}))
     assert (backend.name, backend.precision) == ("onnxruntime-cpu", "fp32")
 
 
 def test_int8_never_lands_on_torch_and_nothing_available_is_an_error(tmp_path):
     req = BackendRequest(tmp_path / "m.onnx", "int8")
     with pytest.raises(ModelFileError, match="torch-cuda: cannot run int8"):
-        select_backend(req, DEFAULT_ORDER, factories({"torch-cuda"}))
+        select_backend(req, DEFAULT_ORDER, fakes({"torch-cuda"}))
     with pytest.raises(ModelFileError, match="unknown inference backend"):
-        select_backend(req, ("openvino",), factories(set()))
+        select_backend(req, ("openvino",), fakes(set()))
 
 
 def test_real_open_backend_on_this_machine_records_its_choice(tmp_path):
@@ -83,9 +104,8 @@ def test_model_info_gauge():
 
 def test_a_default_yunet_detector_gives_tensorrt_its_free_height_and_width(monkeypatch):
     # TensorRT's default profile refuses free non-batch dims, so the detector must bring its own.
-    import faceedge.trt_engines.backends as backends
     from faceedge.edge.detect import YuNetDetector
-    from faceedge.trt_engines.tensorrt_backend import default_profile
+    from faceedge.trt_engines.engine_build import default_profile
 
     opened = {}
 
@@ -99,3 +119,107 @@ def test_a_default_yunet_detector_gives_tensorrt_its_free_height_and_width(monke
         default_profile(opened["path"], 32)
     ((_, (low, _, high)),) = opened["profile"].items()
     assert low[2:] < high[2:] and high[0] == 32
+
+
+
+class NpuPlugin:
+    """A new backend, defined here: it runs the ONNX Runtime CPU session under its own name."""
+
+    name = "fake-npu"
+    precisions = ("fp32", "fp16")
+    order = 5  # before TensorRT
+    settings = None
+
+    def describe(self):
+        return True, "a fake NPU"
+
+    def open(self, request, precision):
+        inner = registered()["onnxruntime-cpu"].open(request, "fp32")
+        inner.name, inner.precision = self.name, precision
+        return inner
+
+
+@pytest.fixture
+def npu(monkeypatch):
+    monkeypatch.setattr(backends, "_PLUGINS", dict(backends._PLUGINS))  # the registration ends with the test
+    backends.register(NpuPlugin())
+
+
+def test_a_registered_plugin_is_chosen_first_by_auto_and_is_a_valid_config_backend(npu, caplog):
+    from faceedge.edge.config import load_config
+    from faceedge.edge.doctor import backend_report
+
+    assert default_order()[0] == "fake-npu"
+    with caplog.at_level("INFO", logger="faceedge.backends"):
+        backend = open_backend(model_path("recognizer"), model="npu-test", precision="fp16", threads=1)
+    assert (backend.name, backend.precision) == ("fake-npu", "fp16")
+    assert "model npu-test runs on fake-npu at fp16" in caplog.text
+    assert backend.run({backend.input_names[0]: np.zeros((1, 3, 112, 112), np.float32)})[0].shape == (1, 128)
+    assert backend_report()[0] == "backend fake-npu: available - a fake NPU"
+    config = load_config(None, ["inference.backend=fake-npu"])
+    assert config.inference.backend == "fake-npu" and config.inference.order[0] == "fake-npu"
+    with pytest.raises(ValueError, match="already registered"):
+        backends.register(NpuPlugin())
+
+
+NPU_MODULE = """
+from pydantic import BaseModel, Field
+
+
+class NpuSettings(BaseModel):
+    npu_lanes: int = Field(2, ge=1)
+
+
+class Npu:
+    name = "fake-npu"
+    precisions = ("fp32",)
+    order = 35  # between torch-cuda (30) and onnxruntime-cpu (40)
+    settings = NpuSettings
+
+    def describe(self):
+        return False, "no NPU here"
+
+    def open(self, request, precision):
+        raise NotImplementedError
+
+
+PLUGIN = Npu()
+"""
+
+DISCOVER = """
+import json, sys
+import faceedge.trt_engines.plugins as plugins
+plugins.__path__.append(sys.argv[1])  # as if the file were in trt_engines/plugins/
+from faceedge.edge.config import load_config
+from faceedge.edge.errors import ConfigError
+from faceedge.trt_engines.backends import default_order, describe_backends, settings_of
+config = load_config(None, ["inference.npu_lanes=8"])
+try:
+    load_config(None, ["inference.npu_lanes=0"])
+except ConfigError as exc:
+    refused = str(exc)
+print(json.dumps({"order": default_order(), "config_order": config.inference.order,
+                  "settings": settings_of(config.inference), "refused": refused, "rows": describe_backends()}))
+"""
+
+
+def test_one_new_plugin_file_is_discovered_with_its_config_keys(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "fake_npu.py").write_text(NPU_MODULE)
+    out = subprocess.run([sys.executable, "-c", DISCOVER, str(tmp_path)], capture_output=True, text=True,
+                         env=os.environ, timeout=120, check=True).stdout
+    found = json.loads(out)
+    order = ["tensorrt", "onnxruntime-cuda", "torch-cuda", "fake-npu", "onnxruntime-cpu"]
+    assert found["order"] == found["config_order"] == order
+    assert found["settings"] == {"engine_cache": None, "threads": 1, "npu_lanes": 8}
+    assert "inference.npu_lanes" in found["refused"]
+    assert found["rows"][3] == ["fake-npu", False, "no NPU here"]
+
+
+def test_open_backend_refuses_a_setting_no_plugin_declares():
+    with pytest.raises(TypeError, match="thread"):
+        open_backend(model_path("recognizer"), thread=1)

@@ -37,6 +37,9 @@ def test_decoder_threads_auto_shares_half_the_cores_among_streams():
     ("nonsense.key=1", "nonsense"),
     ("source.decoder_threads=-1", "source.decoder_threads"),
     ("source.decoder_threads=fast", "source.decoder_threads"),
+    ("inference.backend=openvino", "inference.backend"),
+    ("inference.order=[tensorrt, openvino]", "inference.order.1"),
+    ("inference.threads=-1", "inference.threads"),
 ])
 def test_bad_keys_and_values_are_refused_naming_the_key(override, named):
     with pytest.raises(ConfigError) as error:
@@ -59,3 +62,15 @@ def test_yaml_file_errors_name_the_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_backend_names_order_and_keys_come_from_the_backend_plugins():
+    from faceedge.trt_engines.backends import default_order, settings_models
+
+    inference = load_config(None, ["inference.backend=onnxruntime-cpu", "inference.engine_cache=/tmp/e"]).inference
+    assert inference.backend == "onnxruntime-cpu" and inference.engine_cache == "/tmp/e"
+    assert tuple(inference.order) == default_order()
+    plugin_keys = {key for model in settings_models() for key in model.model_fields}
+    assert plugin_keys == {"threads", "engine_cache"} and plugin_keys <= set(type(inference).model_fields)
+    with pytest.raises(ConfigError, match="known: auto, tensorrt, onnxruntime-cuda, torch-cuda, onnxruntime-cpu"):
+        load_config(None, ["inference.backend=openvino"])

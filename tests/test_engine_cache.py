@@ -43,3 +43,20 @@ def test_dynamic_spatial_profile_keeps_min_opt_max():
     key = make_key(**{**BASE, "profile": profile})
     assert Path(key.filename("yunet")).suffix == ".engine" and "fp16" in key.filename("yunet")
     assert replace(key, precision="int8").digest() != key.digest()
+
+
+@pytest.mark.parametrize("options, cache_dir", [({}, None), ({"engine_cache": "/srv/engines", "threads": 3},
+                                                              Path("/srv/engines"))])
+def test_the_tensorrt_plugin_builds_from_the_calibrated_onnx_into_the_configured_cache(tmp_path, monkeypatch,
+                                                                                       options, cache_dir):
+    from faceedge.trt_engines.backends import registered
+    from faceedge.trt_engines.base import BackendRequest
+    from faceedge.trt_engines.plugins import tensorrt
+
+    built = {}
+    monkeypatch.setattr(tensorrt.TensorRTBackend, "from_onnx", classmethod(lambda cls, path, **kw: built.update(kw, path=path)))
+    (tmp_path / "m.int8.onnx").write_bytes(b"")
+    request = BackendRequest(tmp_path / "m.onnx", "int8", max_batch=4, profile=PROFILE, options=options)
+    registered()["tensorrt"].open(request, "int8")
+    assert built == {"path": tmp_path / "m.int8.onnx", "precision": "int8", "max_batch": 4, "profile": PROFILE,
+                     "cache_dir": cache_dir}

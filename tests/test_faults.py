@@ -15,7 +15,7 @@ import zmq
 from conftest import RtspServer, free_port
 from faceedge.edge.config import load_config
 from faceedge.edge.pipeline import Pipeline
-from faceedge.edge.publish import decode_message
+from faceedge.edge.wire import decode_message
 
 
 class Harness:

@@ -4,8 +4,10 @@ with the reason (shown by `pytest -rs`, which the project's pytest options turn 
 import numpy as np
 import pytest
 
-from faceedge.trt_engines.backends import BackendUnavailable, OnnxRuntimeBackend, describe_backends
+from faceedge.trt_engines.backends import describe_backends
+from faceedge.trt_engines.base import BackendUnavailable
 from faceedge.trt_engines.models import model_path
+from faceedge.trt_engines.plugins.onnxruntime_session import OnnxRuntimeBackend
 
 STATUS = {name: (ok, detail) for name, ok, detail in describe_backends()}
 
@@ -18,7 +20,7 @@ def needs(backend):
 @needs("tensorrt")
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_engine_matches_onnxruntime_and_is_cached(tmp_path, precision):
-    from faceedge.trt_engines.tensorrt_backend import TensorRTBackend
+    from faceedge.trt_engines.plugins.tensorrt import TensorRTBackend
 
     path = model_path("recognizer")
     x = np.random.default_rng(0).random((4, 3, 112, 112), dtype=np.float32) * 255
@@ -40,7 +42,7 @@ def test_tensorrt_engine_matches_onnxruntime_and_is_cached(tmp_path, precision):
 def test_torch_backend_runs_a_module_in_fp16():
     import torch
 
-    from faceedge.trt_engines.torch_backend import TorchBackend
+    from faceedge.trt_engines.plugins.torch_cuda import TorchBackend
 
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     x = np.random.default_rng(0).random((2, 3, 16, 16), dtype=np.float32)
@@ -50,7 +52,7 @@ def test_torch_backend_runs_a_module_in_fp16():
 
 
 def test_torch_backend_without_module_or_cuda_is_passed_over(tmp_path):
-    from faceedge.trt_engines.torch_backend import TorchBackend
+    from faceedge.trt_engines.plugins.torch_cuda import TorchBackend
 
     with pytest.raises(BackendUnavailable):
         TorchBackend.open(None, tmp_path / "model.onnx")

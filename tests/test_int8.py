@@ -93,7 +93,7 @@ def _tiny_qdq(path: Path, activation_zero: int) -> None:
 def test_tensorrt_form_recodes_the_calibrated_ranges(tmp_path, activation_zero):
     import onnxruntime as ort
 
-    from faceedge.trt_engines.tensorrt_backend import tensorrt_qdq
+    from faceedge.trt_engines.tensorrt_qdq import tensorrt_qdq
 
     source = tmp_path / "tiny.int8.onnx"
     _tiny_qdq(source, activation_zero)
@@ -223,7 +223,7 @@ def test_calibration_feeds_every_model_what_the_runtime_feeds_it(splits):
     from faceedge.edge.recognize import SFaceRecognizer
     from faceedge.edge.select import Candidate, LearnedScorer
     from faceedge.trt_engines.models import input_spec, model_path
-    from faceedge.trt_engines.registry import MODELS
+    from faceedge.trt_engines.model_registry import MODELS
 
     crops = splits["report"].faces.crops[:6]
     faces = Split(faces=FaceSet(crops=crops))

@@ -2,7 +2,8 @@
 
 Layers, bottom to top. A module may import its own layer and the ones below; an import from a
 higher layer, or a loop of imports (within a layer too), fails here. Imports inside functions
-count: a lazy import is still a dependency.
+count: a lazy import is still a dependency. Imports under `if TYPE_CHECKING:` do not: they name a
+type for annotations and never run.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ FOLDERS = {"edge": "faceedge.edge", "pipelines": "faceedge.pipelines", "trt_engi
 MIXED_PACKAGES = {"faceedge.edge"}
 LAYERS = [
     ("types", ["faceedge.edge.errors", "faceedge.edge.config", "faceedge.edge.model_files", "faceedge.edge.align",
-               "faceedge.edge.face_geometry", "faceedge.edge.clip_writer", "faceedge.edge"]),
+               "faceedge.edge.face_geometry", "faceedge.edge.clip_writer", "faceedge.edge.wire", "faceedge.edge"]),
     ("inference", ["faceedge.trt_engines"]),
-    ("models", ["faceedge.trt_engines.models", "faceedge.trt_engines.registry", "faceedge.edge.detector_input",
+    ("models", ["faceedge.trt_engines.models", "faceedge.trt_engines.model_registry", "faceedge.edge.detector_input",
                 "faceedge.edge.detect", "faceedge.edge.recognize", "faceedge.edge.recognizers",
                 "faceedge.edge.face_input", "faceedge.edge.quality_io", "faceedge.edge.select",
                 "faceedge.edge.enhance", "faceedge.edge.face_quality"]),
     ("stages", ["faceedge.edge.source", "faceedge.edge.cadence", "faceedge.edge.cuts", "faceedge.edge.track",
-                "faceedge.edge.identity", "faceedge.edge.publish_policy"]),
+                "faceedge.edge.identity", "faceedge.edge.publish_policy", "faceedge.edge.face_message",
+                "faceedge.edge.detect_align", "faceedge.edge.stream_tracks", "faceedge.edge.track_select"]),
     ("operations", ["faceedge.edge.metrics", "faceedge.edge.security", "faceedge.edge.publish",
                     "faceedge.edge.subscribe", "faceedge.edge.spool", "faceedge.edge.notify", "faceedge.edge.relay"]),
     ("pipeline", ["faceedge.edge.pipeline"]),
@@ -50,11 +52,23 @@ def module_files() -> dict[str, Path]:
     return modules
 
 
+def runtime_nodes(tree: ast.AST):
+    """Every node of `tree` outside `if TYPE_CHECKING:` blocks."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """The package's own modules that `name` imports, anywhere in its body."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in runtime_nodes(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -135,7 +149,8 @@ def test_no_import_loops(graph):
 
 def test_the_checker_sees_an_upward_import_and_a_loop(tmp_path):
     a, b = tmp_path / "a.py", tmp_path / "b.py"
-    a.write_text("def f():\n    from faceedge.edge.pipeline import Pipeline\n")
+    a.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from faceedge.edge.cli import main\n"
+                 "def f():\n    from faceedge.edge.pipeline import Pipeline\n")
     b.write_text("from . import a\n")
     known = {"faceedge.edge.errors", "faceedge.edge.pipeline", "faceedge.edge.errors_b"}
     assert imports_of("faceedge.edge.errors", a, known) == {"faceedge.edge.pipeline"}

@@ -9,7 +9,7 @@ import pytest
 
 from faceedge.edge.config import InferenceConfig, SelectConfig, load_config
 from faceedge.trt_engines.models import input_spec, model_path, trt_profile
-from faceedge.trt_engines.registry import MODELS
+from faceedge.trt_engines.model_registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,8 @@ import zmq
 from faceedge.edge.cli import main
 from faceedge.edge.config import CurveConfig, load_config
 from faceedge.edge.errors import ConfigError
-from faceedge.edge.publish import Publisher, decode_message, encode_message
+from faceedge.edge.publish import Publisher
+from faceedge.edge.wire import decode_message, encode_message
 from faceedge.edge.security import CurveClientKeys
 from faceedge.edge.spool import read_spool
 from faceedge.edge.subscribe import connect

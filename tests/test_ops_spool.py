@@ -10,7 +10,7 @@ import pytest
 
 from faceedge.edge.config import load_config
 from faceedge.edge.errors import ConfigError
-from faceedge.edge.publish import encode_message
+from faceedge.edge.wire import encode_message
 from faceedge.edge.spool import Spool, read_spool, segments
 
 

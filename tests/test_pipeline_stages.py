@@ -16,7 +16,7 @@ from faceedge.edge.detect import Detection
 from faceedge.edge.detect_align import DetectedFrame, DetectedRound
 from faceedge.edge.metrics import Metrics
 from faceedge.edge.pipeline import Pipeline, make_detector
-from faceedge.edge.publish import load_schema
+from faceedge.edge.wire import load_schema
 from faceedge.edge.select import Candidate, DetectorScorer
 from faceedge.edge.source import FramePacket, StreamEvent
 from faceedge.edge.track import FaceTracker

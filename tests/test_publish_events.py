@@ -14,7 +14,7 @@ import jsonschema
 
 from faceedge.edge.metrics import Metrics
 from faceedge.edge.pipeline import Pipeline
-from faceedge.edge.publish import load_schema
+from faceedge.edge.wire import load_schema
 from faceedge.edge.spool import read_spool
 from test_pipeline_stages import RecordingObserver, Stage, face_at, file_config, run_with_timeout
 

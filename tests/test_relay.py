@@ -13,7 +13,8 @@ import zmq
 from conftest import VIDEO, faceedge_cmd, free_port
 from faceedge.edge.cli import main
 from faceedge.edge.config import CurveConfig
-from faceedge.edge.publish import SCHEMA, Publisher, decode_message, encode_message
+from faceedge.edge.publish import Publisher
+from faceedge.edge.wire import SCHEMA, decode_message, encode_message
 from faceedge.edge.relay import Relay
 from faceedge.edge.security import CurveClientKeys
 from faceedge.edge.spool import read_spool

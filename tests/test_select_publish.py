@@ -10,7 +10,7 @@ from faceedge.edge.detect import Detection
 from faceedge.edge.enhance import Enhanced, PassThrough
 from faceedge.edge.face_message import face_message
 from faceedge.edge.face_quality import face_quality
-from faceedge.edge.publish import SCHEMA, MessageError, decode_message, encode_message, load_schema
+from faceedge.edge.wire import SCHEMA, MessageError, decode_message, encode_message, load_schema
 from faceedge.edge.publish_policy import PublishPolicy
 from faceedge.edge.select import BestFace, Candidate, DetectorScorer, HeuristicScorer
 

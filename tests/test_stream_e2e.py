@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from faceedge.edge.detect import YuNetDetector
-from faceedge.edge.publish import decode_message, load_schema
+from faceedge.edge.wire import decode_message, load_schema
 
 from conftest import REPO, faceedge_cmd, free_port, wait_for
 

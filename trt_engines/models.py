@@ -1,6 +1,6 @@
 """The models faceedge accelerates, each as a float ONNX with a free batch axis.
 
-Which roles there are, and what each is fed, is in `registry`. Any ONNX whose first input axis
+Which roles there are, and what each is fed, is in `model_registry`. Any ONNX whose first input axis
 is the batch works; this module only frees that axis where an exported graph pinned it to 1,
 and opens a role's model with the shape profile its spec gives.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from faceedge.edge.model_files import free_batch_dim, load_onnx, prepare_onnx
 
 from .engine_cache import ShapeProfile, batch_profile
-from .registry import MODELS, ItemShapes
+from .model_registry import MODELS, ItemShapes
 
 BATCH_VERSION = "1"
 
@@ -94,10 +94,9 @@ def open_model(name: str, inference, ref: str | None = None, config=None) -> "Ba
     `config`, the whole configuration, sizes the shape profile of a model whose input size follows it
     (the detector's follows the frame sizes); None: the defaults.
     """
-    from .backends import open_backend
+    from .backends import open_backend, settings_of
 
     path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=MODELS[name].dynamic_hw)
     return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
-                        threads=inference.threads, order=tuple(inference.order), model=name,
-                        max_batch=inference.batch_size, profile=trt_profile(name, path, inference.batch_size, config),
-                        engine_cache=Path(inference.engine_cache) if inference.engine_cache else None)
+                        order=tuple(inference.order), model=name, max_batch=inference.batch_size,
+                        profile=trt_profile(name, path, inference.batch_size, config), **settings_of(inference))

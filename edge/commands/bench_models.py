@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceedge.trt_engines.registry import MODELS
+from faceedge.trt_engines.model_registry import MODELS
 
 from ..config import load_config
 from ..errors import FaceEdgeError
@@ -87,16 +87,17 @@ def standin_path(name: str, folder: Path, splits) -> Path:
 
 def open_each(path: Path, name: str, precision: str, inference, profile) -> list:
     """Every backend of the configured order that runs `precision` natively here."""
-    from faceedge.trt_engines.backends import FACTORIES, NATIVE_PRECISIONS, BackendRequest, BackendUnavailable
+    from faceedge.trt_engines.backends import registered, settings_of
+    from faceedge.trt_engines.base import BackendRequest, BackendUnavailable
 
     opened = []
-    req = BackendRequest(path, precision, inference.threads, inference.batch_size, profile,
-                         Path(inference.engine_cache) if inference.engine_cache else None, None, name)
+    req = BackendRequest(path, precision, inference.batch_size, profile, model=name, options=settings_of(inference))
+    plugins = registered()
     for backend in inference.order:
-        if precision not in NATIVE_PRECISIONS[backend]:
+        if precision not in plugins[backend].precisions:
             continue
         try:
-            opened.append(FACTORIES[backend](req, precision))
+            opened.append(plugins[backend].open(req, precision))
         except (BackendUnavailable, ImportError) as exc:
             log.info("%s %s on %s: unavailable (%s)", name, precision, backend, exc)
     return opened
@@ -106,7 +107,8 @@ def run(args) -> int:
     import onnxruntime as ort
 
     from faceedge.calibration.calibrate import calibrate_configured, calibration_splits
-    from faceedge.trt_engines.backends import describe_backends, int8_model_path
+    from faceedge.trt_engines.backends import describe_backends
+    from faceedge.trt_engines.base import int8_model_path
     from faceedge.trt_engines.models import input_spec, model_path, trt_profile
 
     config = load_config(args.config, args.set)

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="YAML config file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
-    from faceedge.trt_engines.registry import MODELS
+    from faceedge.trt_engines.model_registry import MODELS
 
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated model names; models whose ONNX is not installed are skipped")
@@ -28,7 +28,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from faceedge.trt_engines.backends import BackendRequest, describe_backends
+    from faceedge.trt_engines.backends import describe_backends
+    from faceedge.trt_engines.base import BackendRequest
     from faceedge.trt_engines.models import model_path, trt_profile
 
     config = load_config(args.config, args.set)
@@ -53,7 +54,7 @@ def run(args) -> int:
     if not trt_ok:
         print(f"TensorRT engines not built: {detail}")
         return 0
-    from faceedge.trt_engines.tensorrt_backend import cached_engine
+    from faceedge.trt_engines.engine_build import cached_engine
 
     folder = Path(inference.engine_cache) if inference.engine_cache else None
     for name, path in paths.items():

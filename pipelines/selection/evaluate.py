@@ -60,7 +60,7 @@ def add_arguments(parser) -> None:
 
 def selection_scorer(model: str):
     from faceedge.edge.select import LearnedScorer
-    from faceedge.trt_engines.registry import MODELS
+    from faceedge.trt_engines.model_registry import MODELS
 
     return LearnedScorer("selection", model, MODELS["selection"].prepare, ONE_CPU_THREAD)
 
@@ -69,7 +69,7 @@ def scorer_table(selection, seed: int) -> dict:
     """name -> callable(probes) -> scores, for every scorer compared (`selection`: the model under test)."""
     from faceedge.edge.model_files import WEIGHTS_DIR
     from faceedge.edge.select import Candidate, HeuristicScorer, LearnedScorer, laplacian_variance
-    from faceedge.trt_engines.registry import MODELS
+    from faceedge.trt_engines.model_registry import MODELS
 
     def candidates(ps):
         return [Candidate(p.aligned, p.detection, p.frame_shape) for p in ps]

@@ -19,7 +19,7 @@ import zmq
 
 from faceedge.edge.config import load_config
 from faceedge.edge.pipeline import Pipeline
-from faceedge.edge.publish import decode_message
+from faceedge.edge.wire import decode_message
 from faceedge.edge.subscribe import connect, receive
 from faceedge.edge.testing_rtsp import free_port
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import BackendUnavailable
+from ..base import Backend, BackendRequest, BackendUnavailable
 
 
 class TorchBackend:
@@ -53,3 +53,23 @@ class TorchBackend:
             out = self.module(*args)
         outs = out if isinstance(out, (list, tuple)) else [out]
         return [o.float().cpu().numpy() for o in outs]
+
+
+class TorchCuda:
+    name = "torch-cuda"
+    precisions = ("fp32", "fp16")
+    order = 30
+    settings = None
+
+    def describe(self) -> tuple[bool, str]:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        detail = f"torch {torch.__version__}, " + (f"CUDA {torch.cuda.get_device_name(0)}" if cuda else "no CUDA device")
+        return cuda, detail + " (runs models that ship a torch module or .pt2)"
+
+    def open(self, request: BackendRequest, precision: str) -> Backend:
+        return TorchBackend.open(request.torch_module, request.path, precision=precision)
+
+
+PLUGIN = TorchCuda()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
-from faceedge.edge.detector_input import STRIDE, detector_input, padded_item_shape
+from faceedge.edge.detector_input import STRIDE, detector_input, padded_item_shape, scrfd_input_size
 from faceedge.edge.face_input import SELECTION_INPUT, sface_input, sr_input
 from faceedge.edge.quality_io import quality_blob
 
@@ -63,7 +63,13 @@ class ModelSpec:
 
 def detector_shapes(config: Config) -> ItemShapes:
     """Frames come scaled to a longer side of `detect.input_size` (or a stream's own), padded to the stride:
-    the profile holds a square frame of the largest and is tuned for a 16:9 frame of `detect.input_size`."""
+    the profile holds a square frame of the largest and is tuned for a 16:9 frame of `detect.input_size`.
+    A user's SCRFD model (`detect.kind: scrfd`) is fed its one input size, whatever the frames'."""
+    if config.detect.kind == "scrfd":
+        from faceedge.edge.model_files import load_onnx, resolve_model
+
+        width, height = scrfd_input_size(load_onnx(resolve_model(config.detect.model)).graph)
+        return ItemShapes(min=(3, height, width), opt=(3, height, width), max=(3, height, width))
     longest = max([config.detect.input_size, *(s.input_size for s in config.streams if s.input_size)])
     width = config.detect.input_size
     return ItemShapes(min=(3, STRIDE, STRIDE), opt=padded_item_shape(width * 9 // 16, width),
