@@ -22,9 +22,11 @@ FOLDERS = {"edge": "faceedge.edge", "pipelines": "faceedge.pipelines", "trt_engi
 # modules of every layer, so as a prefix it names only its __init__: a new edge module is placed here by hand.
 MIXED_PACKAGES = {"faceedge.edge"}
 LAYERS = [
-    ("types", ["faceedge.edge.errors", "faceedge.edge.config", "faceedge.edge.model_files", "faceedge.edge.align",
+    ("types", ["faceedge.edge.errors", "faceedge.edge.model_files", "faceedge.edge.align",
                "faceedge.edge.face_geometry", "faceedge.edge.clip_writer", "faceedge.edge.wire", "faceedge.edge"]),
     ("inference", ["faceedge.trt_engines"]),
+    # The typed config schema: it takes each backend plugin's settings from the inference layer.
+    ("config", ["faceedge.edge.config"]),
     ("models", ["faceedge.trt_engines.models", "faceedge.trt_engines.model_registry", "faceedge.edge.detector_input",
                 "faceedge.edge.detect", "faceedge.edge.recognize", "faceedge.edge.recognizers",
                 "faceedge.edge.face_input", "faceedge.edge.quality_io", "faceedge.edge.select",
