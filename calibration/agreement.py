@@ -12,8 +12,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest, spearmanr
 
-SCORING = ("selection", "quality")
-
 
 def output_error(ref: list[np.ndarray], test: list[np.ndarray]) -> dict:
     diffs = [np.abs(r.astype(np.float64) - t) for r, t in zip(ref, test)]

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from faceedge.trt_engines.base import int8_model_path
-from faceedge.trt_engines.models import MODELS, input_spec
+from faceedge.trt_engines.models import input_spec
 from faceedge.trt_engines.plugins.onnxruntime_session import OnnxRuntimeBackend
+from faceedge.trt_engines.model_registry import MODELS
 from faceedge.trt_engines.tensorrt_qdq import tensorrt_qdq
 
-from . import agreement
 from .dataset import Split
-from .feeds import face_inputs, frame_batch
+from .measures import MEASURES
 from .quantize import quantize_candidates
 
 log = logging.getLogger("faceedge.calibration")
@@ -29,45 +29,8 @@ log = logging.getLogger("faceedge.calibration")
 
 def model_inputs(model: str, item: tuple[int, ...], split: Split) -> np.ndarray:
     """One split's data as `model` (per-item input shape `item`) gets it at run time."""
-    if model == "detector":
-        return frame_batch(split.frames, item)
-    return face_inputs(model, split.faces.crops, item)
-
-
-def run_batched(backend, inputs: np.ndarray, batch: int = 32) -> list[np.ndarray]:
-    name = backend.input_names[0]
-    parts = [backend.run({name: inputs[i:i + batch]}) for i in range(0, len(inputs), batch)]
-    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
-
-
-def model_outputs(model: str, backend, inputs: np.ndarray) -> list:
-    """Raw outputs on one split's inputs: per frame for the detector (one shape per call), batched for faces."""
-    if model == "detector":
-        return [backend.run({backend.input_names[0]: frame[None]}) for frame in inputs]
-    return run_batched(backend, inputs)
-
-
-def compare(model: str, ref: list, test: list, split: Split, inputs: np.ndarray, decoder=None) -> dict:
-    """Agreement of `test` with the FP32 reference `ref` (both from `model_outputs` on `inputs`).
-
-    The reference is computed once per split and compared with every candidate. `decoder` turns the
-    detector's raw heads into detections (a `YuNetDetector`); other models do not need one.
-    """
-    if model == "detector":
-        def cls_and_obj(outputs):
-            return np.concatenate([o.ravel() for o in outputs[:6]])
-
-        ref_dets = [decoder.decode(r, *frame.shape[1:]) for r, frame in zip(ref, inputs)]
-        test_dets = [decoder.decode(t, *frame.shape[1:]) for t, frame in zip(test, inputs)]
-        return agreement.detection_agreement(ref_dets, test_dets, [cls_and_obj(r) for r in ref],
-                                             [cls_and_obj(t) for t in test])
-    if model in agreement.SCORING:
-        return agreement.score_agreement(ref, test, split.faces.tracks)
-    if model == "recognizer":
-        return agreement.embedding_agreement(ref, test)
-    if model == "sr":
-        return agreement.image_agreement(ref, test)
-    return agreement.score_agreement(ref, test, None)
+    spec = MODELS[model]
+    return spec.prepare(MEASURES[spec.agreement].images(split, item), item)
 
 
 def _rank(report: dict) -> tuple:
@@ -92,39 +55,32 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
                     methods=("entropy", "percentile"), percentiles=(99.999, 99.99), max_fit: int = 64,
                     threads: int = 0, leading_float: int = 1) -> dict:
     float_path = Path(float_path)
-    input_name, item = input_spec(float_path, MODELS.get(model))
+    measure = MEASURES[MODELS[model].agreement]
+    input_name, item = input_spec(float_path, MODELS[model].shapes())
     fit = model_inputs(model, item, splits["fit"])[:max_fit]
-    # Detector frames keep one shape per batch; face crops calibrate in batches of 16.
-    fit_batches = [fit[i:i + 1] for i in range(len(fit))] if model == "detector" else \
-        [fit[i:i + 16] for i in range(0, len(fit), 16)]
     choose_inputs = model_inputs(model, item, splits["choose"])
     reference = OnnxRuntimeBackend(float_path, threads=threads)
-    decoder = None
-    if model == "detector":
-        from faceedge.edge.detect import YuNetDetector
-
-        decoder = YuNetDetector(backend=reference)
-    choose_reference = model_outputs(model, reference, choose_inputs)
+    choose_reference = measure.outputs(reference, choose_inputs)
     settings = candidates_of(methods, tuple(percentiles))
     paths = {label: float_path.with_name(f"{float_path.stem}.{label.replace(' ', '-')}.int8.onnx")
              for label, _, _ in settings}
-    quantize_candidates(float_path, input_name, fit_batches,
+    quantize_candidates(float_path, input_name, measure.fit_batches(fit),
                         [(paths[label], method, percentile) for label, method, percentile in settings], leading_float)
     candidates = {}
     for label, out in paths.items():
         quantized = OnnxRuntimeBackend(out, threads=threads, precision="int8")
-        candidates[label] = (out, compare(model, choose_reference, model_outputs(model, quantized, choose_inputs),
-                                          splits["choose"], choose_inputs, decoder))
+        candidates[label] = (out, measure.compare(choose_reference, measure.outputs(quantized, choose_inputs),
+                                                  splits["choose"]))
         log.info("%s %s on the choose split: %s", model, label, candidates[label][1])
     best = max(candidates, key=lambda m: _rank(candidates[m][1]))
     target = int8_model_path(float_path)
     candidates[best][0].replace(target)
     report_inputs = model_inputs(model, item, splits["report"])
-    report_reference = model_outputs(model, reference, report_inputs)
+    report_reference = measure.outputs(reference, report_inputs)
 
     def report_of(path: Path) -> dict:
-        test = model_outputs(model, OnnxRuntimeBackend(path, threads=threads, precision="int8"), report_inputs)
-        return compare(model, report_reference, test, splits["report"], report_inputs, decoder)
+        test = measure.outputs(OnnxRuntimeBackend(path, threads=threads, precision="int8"), report_inputs)
+        return measure.compare(report_reference, test, splits["report"])
 
     report = report_of(target)
     # TensorRT builds from a symmetric re-encoding of the same calibration: its grid, run here on CPU.

@@ -69,6 +69,15 @@ def scale_to(frame: np.ndarray, longer: int) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
+def fit_within(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The frame scaled, aspect kept, to the largest size within height x width: as the pipeline scales a
+    frame to the detector's resolution, here to the detector's calibration input."""
+    small = scale_to(frame, max(height, width))
+    if small.shape[0] > height or small.shape[1] > width:
+        small = scale_to(frame, int(max(height, width) * min(height / small.shape[0], width / small.shape[1])))
+    return small
+
+
 def face_crops(frames: list[np.ndarray], detector, input_size: int = 640, size: int = 112,
                min_face: int = 24) -> list[np.ndarray]:
     """Aligned BGR crops of every face the detector finds (box side >= min_face source pixels)."""

@@ -51,9 +51,8 @@ def scorer_onnx(path: Path, crops: list[np.ndarray] | None = None, steps: int = 
     """Export the stand-in scorer, fitted to sharpness on `crops` (BGR 112x112) when given."""
     import torch
 
-    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.edge.face_input import SELECTION_INPUT as face_input
 
-    face_input = SCORER_INPUTS["selection"]
     torch.manual_seed(seed)
     model = _scorer()
     if crops:
@@ -77,3 +76,11 @@ def upscaler_onnx(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     return export(_upscaler(), torch.zeros(1, 3, 32, 32), path)
+
+
+# A spec's `standin` -> export(path, fit crops or None, seed) of that stand-in; the upscaler is neither fitted
+# nor reseeded.
+STANDINS = {
+    "scorer": lambda path, crops, seed: scorer_onnx(path, crops, seed=seed),
+    "upscaler": lambda path, crops, seed: upscaler_onnx(path),
+}

@@ -11,6 +11,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .detector_input import detector_input, padded_item_shape, scrfd_input_size
 from .errors import ModelFileError
 from .model_files import load_onnx, resolve_model
 
@@ -77,12 +78,7 @@ class YuNetDetector:
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HWC uint8 -> 1x3xHxW float32, zero-padded to multiples of 32 at the bottom and right."""
-        height, width = image.shape[:2]
-        blob = np.zeros((1, 3, height + (-height) % 32, width + (-width) % 32), np.float32)
-        # Copying contiguous planes is 2.5x cheaper than a strided transpose of the interleaved image.
-        for channel, plane in enumerate(cv2.split(image)):
-            blob[0, channel, :height, :width] = plane
-        return blob
+        return detector_input([image], padded_item_shape(*image.shape[:2]))
 
     def decode(self, outputs: list[np.ndarray], height: int, width: int, item: int = 0) -> list[Detection]:
         """Detections of batch item `item` from the raw heads of an input of `height` x `width`."""
@@ -144,7 +140,6 @@ class ScrfdDetector:
     """
 
     name = "scrfd"
-    default_size = (640, 640)  # (width, height) for models whose input size is free
     nms_threshold = 0.4
 
     def __init__(self, model: str, backend, score_threshold: float = 0.5):
@@ -154,8 +149,7 @@ class ScrfdDetector:
             raise ModelFileError(f"detector {model}: {len(graph.output)} outputs, not an SCRFD model with landmarks "
                                  f"(9 or 15 outputs: scores, boxes and 5 landmarks per stride)")
         self.strides, anchors = heads[len(graph.output)]
-        dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
-        self.input_size = (dims[3], dims[2]) if len(dims) == 4 and dims[2] > 0 and dims[3] > 0 else self.default_size
+        self.input_size = scrfd_input_size(graph)
         self.batched = len(graph.output[0].type.tensor_type.shape.dim) == 3
         self.backend = backend
         self.input_name = backend.input_names[0]

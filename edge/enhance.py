@@ -27,6 +27,7 @@ import numpy as np
 
 from .align import ALIGNED_SIZE, ARCFACE_TEMPLATE, alignment_scale, capture_size, similarity_to, template_for
 from .errors import ConfigError
+from .face_input import shrink, sr_input
 from .select import Candidate
 
 
@@ -50,19 +51,6 @@ class PassThrough:
         return Enhanced(face=candidate.aligned, context=candidate.context)
 
 
-def shrink(aligned: np.ndarray, size: int) -> np.ndarray:
-    """An aligned face as the generator's low-res input sees it: size x size, area-averaged."""
-    return cv2.resize(aligned, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def sr_input(lowres: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    """Low-res BGR uint8 faces -> the generator's input: NCHW float32 BGR in 0..1."""
-    batch = np.asarray(lowres)
-    if batch.ndim == 3:
-        batch = batch[None]
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-
-
 class SuperResolver:
     """The SR generator (ONNX): low-res aligned BGR uint8 faces -> 112x112 BGR uint8."""
 
@@ -84,7 +72,7 @@ class SuperResolver:
         return shrink(aligned, self.lr_size)
 
     def restore(self, lowres: np.ndarray) -> np.ndarray:
-        out = self.backend.run({self.input_name: sr_input(lowres)})[0]
+        out = self.backend.run({self.input_name: sr_input(lowres, (3, self.lr_size, self.lr_size))})[0]
         return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 

@@ -49,7 +49,7 @@ def make_detector(config: Config):
     from faceedge.trt_engines.models import open_model
 
     cfg = config.detect
-    backend = open_model("detector", config.inference, ref=cfg.model)
+    backend = open_model("detector", config.inference, ref=cfg.model, config=config)
     if cfg.kind == "scrfd":
         return ScrfdDetector(cfg.model, backend, score_threshold=cfg.score_threshold)
     return YuNetDetector(cfg.model, score_threshold=cfg.score_threshold, nms_threshold=cfg.nms_threshold,

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def sface_input(faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    """112x112 aligned BGR uint8 faces -> SFace's input: NCHW float32 RGB in 0..255."""
-    batch = np.asarray(faces)
-    if batch.ndim == 3:
-        batch = batch[None]
-    return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+from .face_input import sface_input
 
 
 class SFaceRecognizer:
-    """128-d L2-normalised embeddings of 112x112 aligned BGR faces.
-
-    SFace takes RGB in 0..255 without normalisation (as OpenCV's FaceRecognizerSF feeds it).
-    """
+    """128-d L2-normalised embeddings of 112x112 aligned BGR faces, fed as `face_input.sface_input` makes them."""
 
     name = "sface"
     # OpenCV's published cosine threshold for SFace (same identity at or above it).

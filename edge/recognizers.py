@@ -139,7 +139,7 @@ class OnnxRecognizer:
         self.input_name = self.backend.input_names[0]
 
     def embed(self, faces) -> np.ndarray:
-        from .recognize import sface_input
+        from .face_input import sface_input
 
         blob = sface_input(faces)
         if self.input_convention == "arcface":

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import expit
 
 from .detect import Detection
-from .face_input import LOGIT_OUTPUT, SCORER_INPUTS, FaceInput
+from .face_input import LOGIT_OUTPUT, FaceInput
 
 # metadata_props key of a learned model: the recogniser (edge.recognizers spec name) whose labels it learned.
 TRAINED_FOR_KEY = "faceedge.recognizer"
@@ -132,15 +132,21 @@ class DetectorScorer:
         return np.array([cand.detection.score for cand in candidates], dtype=np.float64)
 
 
+# Scorers that run the model of the same role (`trt_engines.model_registry`), named by `select.scorer`.
+LEARNED_SCORERS = ("selection", "quality")
+
+
 def make_scorer(config, inference=None) -> Scorer:
     """Build the scorer named by `select.scorer` (a `SelectConfig`), on the `inference` section's backend."""
     if config.scorer == "heuristic":
         return HeuristicScorer()
     if config.scorer == "detector":
         return DetectorScorer()
-    if config.scorer in SCORER_INPUTS:
+    if config.scorer in LEARNED_SCORERS:
+        from faceedge.trt_engines.model_registry import MODELS
+
         model = getattr(config, f"{config.scorer}_model")
-        return LearnedScorer(config.scorer, model, SCORER_INPUTS[config.scorer], inference)
+        return LearnedScorer(config.scorer, model, MODELS[config.scorer].prepare, inference)
     raise ValueError(f"unknown scorer {config.scorer!r}")
 
 

@@ -34,7 +34,7 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
 
     from faceedge.calibration.calibrate import calibrate_model
     from faceedge.calibration.standin import scorer_onnx
-    from faceedge.edge.face_input import SCORER_INPUTS
+    from faceedge.edge.face_input import SELECTION_INPUT
     from faceedge.trt_engines.backends import open_backend
 
     torch.set_num_threads(1)
@@ -52,7 +52,7 @@ def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     assert weight_dq and all(not inits[n.input[2]].any() for n in weight_dq)  # weights: symmetric int8
     backend = open_backend(float_path, precision="int8", order=("onnxruntime-cpu",), model="selection-test")
     assert backend.precision == "int8"
-    size = SCORER_INPUTS["selection"].size
+    size = SELECTION_INPUT.size
     out = backend.run({"input": np.zeros((5, 3, size, size), np.float32)})
     assert out[0].shape == (5, 1)
     report = result["report_split"]
@@ -205,33 +205,59 @@ class RecordingBackend:
         return [self.output(len(self.fed))]
 
 
-def test_calibration_feeds_every_face_model_what_the_runtime_feeds_it(splits):
-    from faceedge.calibration.feeds import face_inputs
+class RecordingDetectorBackend:
+    """A real backend that keeps what it was fed."""
+
+    def __init__(self, inner):
+        self.inner, self.input_names, self.fed = inner, inner.input_names, None
+
+    def run(self, feeds):
+        self.fed = feeds[self.input_names[0]]
+        return self.inner.run(feeds)
+
+
+def test_calibration_feeds_every_model_what_the_runtime_feeds_it(splits):
+    import cv2
+
+    from faceedge.calibration.calibrate import model_inputs
+    from faceedge.calibration.dataset import FaceSet, Split
+    from faceedge.edge.detect import YuNetDetector
     from faceedge.edge.enhance import SuperResolver
-    from faceedge.edge.face_input import SCORER_INPUTS
     from faceedge.edge.recognize import SFaceRecognizer
     from faceedge.edge.select import Candidate, LearnedScorer
-    from faceedge.trt_engines.models import MODELS, input_spec, model_path
+    from faceedge.trt_engines.models import input_spec, model_path
+    from faceedge.trt_engines.model_registry import MODELS
 
     crops = splits["report"].faces.crops[:6]
+    faces = Split(faces=FaceSet(crops=crops))
+
+    def calibration_input(name, split=faces):
+        return model_inputs(name, input_spec(model_path(name), MODELS[name].shapes())[1], split)
+
     candidates = [Candidate(crop, None, (0, 0)) for crop in crops]
     for name in ("selection", "quality"):
         backend = RecordingBackend(lambda n: np.zeros((n, 1), np.float32))
-        LearnedScorer(name, f"weights:{name}.onnx", SCORER_INPUTS[name], backend=backend).score(candidates)
-        _, item = input_spec(model_path(name), MODELS[name])
-        np.testing.assert_array_equal(face_inputs(name, crops, item), backend.fed)
+        LearnedScorer(name, f"weights:{name}.onnx", MODELS[name].prepare, backend=backend).score(candidates)
+        np.testing.assert_array_equal(calibration_input(name), backend.fed)
 
     backend = RecordingBackend(lambda n: np.zeros((n, 3, 112, 112), np.float32))
     resolver = SuperResolver(backend=backend)
     resolver.restore(np.stack([resolver.lowres(crop) for crop in crops]))
-    _, item = input_spec(model_path("sr"), MODELS["sr"])
-    np.testing.assert_array_equal(face_inputs("sr", crops, item), backend.fed)
+    np.testing.assert_array_equal(calibration_input("sr"), backend.fed)
 
     recognizer = SFaceRecognizer()
     recognizer.backend = backend = RecordingBackend(lambda n: np.ones((n, 128), np.float32))
     recognizer.input_name = "input"
     recognizer.embed(np.stack(crops))
-    np.testing.assert_array_equal(face_inputs("recognizer", crops, (3, 112, 112)), backend.fed)
+    np.testing.assert_array_equal(calibration_input("recognizer"), backend.fed)
+
+    # A 16:9 frame: calibration scales it to the detector input, as the pipeline's decoder does.
+    frame = cv2.resize(splits["report"].frames[0], (1280, 720), interpolation=cv2.INTER_AREA)
+    detector = YuNetDetector(threads=1)
+    recording = RecordingDetectorBackend(detector.backend)
+    detector.backend = recording
+    detector.detect(cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(calibration_input("detector", Split(frames=[frame])), recording.fed)
 
 
 def test_paired_speedup_alternates_calls_and_compares_total_time(monkeypatch):

@@ -22,11 +22,14 @@ FOLDERS = {"edge": "faceedge.edge", "pipelines": "faceedge.pipelines", "trt_engi
 # modules of every layer, so as a prefix it names only its __init__: a new edge module is placed here by hand.
 MIXED_PACKAGES = {"faceedge.edge"}
 LAYERS = [
-    ("types", ["faceedge.edge.errors", "faceedge.edge.config", "faceedge.edge.model_files", "faceedge.edge.align",
+    ("types", ["faceedge.edge.errors", "faceedge.edge.model_files", "faceedge.edge.align",
                "faceedge.edge.face_geometry", "faceedge.edge.clip_writer", "faceedge.edge.wire", "faceedge.edge"]),
     ("inference", ["faceedge.trt_engines"]),
-    ("models", ["faceedge.trt_engines.models", "faceedge.edge.detect", "faceedge.edge.recognize",
-                "faceedge.edge.recognizers", "faceedge.edge.face_input", "faceedge.edge.select",
+    # The typed config schema: it takes each backend plugin's settings from the inference layer.
+    ("config", ["faceedge.edge.config"]),
+    ("models", ["faceedge.trt_engines.models", "faceedge.trt_engines.model_registry", "faceedge.edge.detector_input",
+                "faceedge.edge.detect", "faceedge.edge.recognize", "faceedge.edge.recognizers",
+                "faceedge.edge.face_input", "faceedge.edge.quality_io", "faceedge.edge.select",
                 "faceedge.edge.enhance", "faceedge.edge.face_quality"]),
     ("stages", ["faceedge.edge.source", "faceedge.edge.cadence", "faceedge.edge.cuts", "faceedge.edge.track",
                 "faceedge.edge.identity", "faceedge.edge.publish_policy", "faceedge.edge.face_message",

@@ -17,7 +17,7 @@ from faceedge.edge.errors import FaceEdgeError
 from faceedge.pipelines.quality import grading
 from faceedge.pipelines.quality.dcgan import GAN, Discriminator, Generator
 from faceedge.pipelines.quality.model import QualityResNet, export_onnx, level_loss, onnx_parity
-from faceedge.pipelines.quality.preprocess import PANEL_SIZE, quality_blob, three_panel
+from faceedge.edge.quality_io import PANEL_SIZE, quality_blob, three_panel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IDENTITIES = DATA / "identities"

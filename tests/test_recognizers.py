@@ -115,7 +115,6 @@ def test_dlib_reports_why_it_is_missing(monkeypatch):
 
 
 def test_trained_model_records_its_recognizer(tmp_path):
-    from faceedge.edge.face_input import SCORER_INPUTS
     from faceedge.edge.select import LearnedScorer
     from faceedge.pipelines.selection.model import SelectionNet
     from faceedge.pipelines.selection.train import FACE_INPUT, export_onnx, recognizer_metadata
@@ -124,7 +123,7 @@ def test_trained_model_records_its_recognizer(tmp_path):
     recognizer = {"name": "dlib", "version": "abcdef012345", "threshold": -0.6}
     export_onnx(SelectionNet(width=8).eval(), path, FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)),
                 recognizer_metadata(recognizer))
-    assert LearnedScorer("selection", str(path), SCORER_INPUTS["selection"]).trained_for == "dlib"
+    assert LearnedScorer("selection", str(path), FACE_INPUT).trained_for == "dlib"
     bare = tmp_path / "bare.onnx"
     export_onnx(SelectionNet(width=8).eval(), bare, FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)))
-    assert LearnedScorer("selection", str(bare), SCORER_INPUTS["selection"]).trained_for is None
+    assert LearnedScorer("selection", str(bare), FACE_INPUT).trained_for is None

@@ -111,3 +111,16 @@ def test_the_pipeline_opens_scrfd_through_the_configured_backend_and_precision(t
     assert isinstance(detector, ScrfdDetector) and detector.backend.name == "onnxruntime-cpu"
     assert ("detector", "onnxruntime-cpu", "fp32") in info.model_info()  # fp16 asked, nearest it has
     assert described(detector.detect(images()[0])) == described(open_scrfd(path).detect(images()[0]))
+
+
+def test_the_tensorrt_profile_of_scrfd_is_its_input_size_whatever_the_frames(tmp_path, cache):
+    from faceedge.edge.config import load_config
+    from faceedge.edge.detector_input import SCRFD_FREE_SIZE
+    from faceedge.trt_engines.models import batched_onnx, trt_profile
+
+    path = scrfd_onnx(tmp_path / "scrfd.onnx", batch_axis=True)
+    width, height = SCRFD_FREE_SIZE  # its input size is free
+    for input_size in (480, 1280):
+        config = load_config(None, ["detect.kind=scrfd", f"detect.model={path}", f"detect.input_size={input_size}"])
+        (low, opt, high), = trt_profile("detector", batched_onnx(str(path), dynamic_hw=True), 8, config).values()
+        assert low[1:] == opt[1:] == high[1:] == (3, height, width)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from faceedge.edge.config import InferenceConfig, SelectConfig
-from faceedge.edge.face_input import SCORER_INPUTS
+from faceedge.edge.face_input import SELECTION_INPUT
 from faceedge.edge.select import Candidate, LearnedScorer, make_scorer
 from faceedge.pipelines.selection.protocol import best_of_track, error_versus_discard
 from faceedge.pipelines.selection.labels import CASES, four_case_labels, has_genuine_mate, match_gallery
@@ -148,7 +148,7 @@ def test_scorer_ranks_faces_a_float32_sigmoid_would_tie(tmp_path):
 
 def test_face_input_is_shared_and_shaped():
     faces = np.zeros((2, 112, 112, 3), np.uint8)
-    blob = SCORER_INPUTS["selection"](faces)
+    blob = SELECTION_INPUT(faces)
     assert blob.shape == (2, 3, FACE_INPUT.size, FACE_INPUT.size) and blob.dtype == np.float32
     assert blob.min() == pytest.approx(-127.5 / 128)
 

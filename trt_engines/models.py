@@ -1,43 +1,21 @@
 """The models faceedge accelerates, each as a float ONNX with a free batch axis.
 
-`detector` (YuNet), `recognizer` (SFace), and our trained `selection`, `quality` and `sr`
-models. Any ONNX whose first input axis is the batch works; this module only frees that
-axis where an exported graph pinned it to 1.
+Which roles there are, and what each is fed, is in `model_registry`. Any ONNX whose first input axis
+is the batch works; this module only frees that axis where an exported graph pinned it to 1,
+and opens a role's model with the shape profile its spec gives.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from faceedge.edge.model_files import free_batch_dim, load_onnx, prepare_onnx
 
 from .engine_cache import ShapeProfile, batch_profile
+from .model_registry import MODELS, ItemShapes
 
 BATCH_VERSION = "1"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    ref: str
-    dynamic_hw: bool = False
-    # Per-item input shape used where the ONNX leaves spatial dims free (benchmarks, opt profile).
-    item_shape: tuple[int, ...] | None = None
-    min_item_shape: tuple[int, ...] | None = None
-    max_item_shape: tuple[int, ...] | None = None
-
-
-MODELS = {
-    # A 16:9 frame scaled to a 640 longer side and padded to /32 is 640x384.
-    "detector": ModelSpec("detector", "bundled:yunet", dynamic_hw=True, item_shape=(3, 384, 640),
-                          min_item_shape=(3, 32, 32), max_item_shape=(3, 640, 640)),
-    "recognizer": ModelSpec("recognizer", "bundled:sface"),
-    "selection": ModelSpec("selection", "weights:selection.onnx"),
-    "quality": ModelSpec("quality", "weights:quality.onnx"),
-    "sr": ModelSpec("sr", "weights:sr.onnx"),
-}
 
 
 def _unpin_batch_reshapes(model) -> int:
@@ -81,16 +59,16 @@ def model_path(name: str) -> Path:
     return batched_onnx(spec.ref, dynamic_hw=spec.dynamic_hw)
 
 
-def input_spec(path: Path, spec: ModelSpec | None = None) -> tuple[str, tuple[int, ...]]:
-    """(input name, per-item shape) of the first graph input; free spatial dims from `spec`."""
+def input_spec(path: Path, shapes: ItemShapes | None = None) -> tuple[str, tuple[int, ...]]:
+    """(input name, per-item shape) of the first graph input; free spatial dims at `shapes.opt`."""
     model = load_onnx(path)
     inits = {init.name for init in model.graph.initializer}
     graph_input = next(i for i in model.graph.input if i.name not in inits)
     dims = [d.dim_value if d.HasField("dim_value") else None for d in graph_input.type.tensor_type.shape.dim[1:]]
     if None in dims:
-        if spec is None or spec.item_shape is None:
+        if shapes is None:
             raise ValueError(f"{path}: input {graph_input.name} has free dims {dims}; give an item shape")
-        dims = list(spec.item_shape)
+        dims = list(shapes.opt)
     return graph_input.name, tuple(dims)
 
 
@@ -102,18 +80,23 @@ def metadata_props(path: Path) -> dict[str, str]:
     return {prop.key: prop.value for prop in load_onnx(path).metadata_props}
 
 
-def trt_profile(name: str, path: Path, max_batch: int) -> ShapeProfile:
-    spec = MODELS.get(name)
-    input_name, item = input_spec(path, spec)
+def trt_profile(name: str, path: Path, max_batch: int, config=None) -> ShapeProfile:
+    """Model `name`'s profile: batch 1..max_batch at the shapes its spec gives for `config` (None: defaults)."""
+    shapes = MODELS[name].shapes(config)
+    input_name, item = input_spec(path, shapes)
     return batch_profile(input_name, item, max_batch, min(8, max_batch),
-                         spec.min_item_shape if spec else None, spec.max_item_shape if spec else None)
+                         shapes.min if shapes else None, shapes.max if shapes else None)
 
 
-def open_model(name: str, inference, ref: str | None = None) -> "Backend":  # noqa: F821
-    """Open model `name` (or the file `ref` in its role) as `inference` (the config section) says."""
+def open_model(name: str, inference, ref: str | None = None, config=None) -> "Backend":  # noqa: F821
+    """Open model `name` (or the file `ref` in its role) as `inference` (the config section) says.
+
+    `config`, the whole configuration, sizes the shape profile of a model whose input size follows it
+    (the detector's follows the frame sizes); None: the defaults.
+    """
     from .backends import open_backend, settings_of
 
     path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=MODELS[name].dynamic_hw)
     return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
                         order=tuple(inference.order), model=name, max_batch=inference.batch_size,
-                        profile=trt_profile(name, path, inference.batch_size), **settings_of(inference))
+                        profile=trt_profile(name, path, inference.batch_size, config), **settings_of(inference))

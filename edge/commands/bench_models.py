@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceedge.trt_engines.models import MODELS
+from faceedge.trt_engines.model_registry import MODELS
 
 from ..config import load_config
 from ..errors import FaceEdgeError
@@ -78,12 +78,11 @@ def paired_speedup(reference, test, input_name: str, item_shape: tuple[int, ...]
 
 
 def standin_path(name: str, folder: Path, splits) -> Path:
-    from faceedge.calibration.standin import scorer_onnx, upscaler_onnx
+    """The stand-in model `name`'s spec names, exported to `folder`."""
+    from faceedge.calibration.standin import STANDINS
 
-    if name == "sr":
-        return upscaler_onnx(folder / "sr.onnx")
     crops = splits["fit"].faces.crops if splits else None
-    return scorer_onnx(folder / f"{name}.onnx", crops, seed=list(MODELS).index(name))
+    return STANDINS[MODELS[name].standin](folder / f"{name}.onnx", crops, list(MODELS).index(name))
 
 
 def open_each(path: Path, name: str, precision: str, inference, profile) -> list:
@@ -130,7 +129,7 @@ def run(args) -> int:
             try:
                 path = model_path(name)
             except FaceEdgeError as exc:
-                if not args.standin:
+                if not args.standin or MODELS[name].standin is None:
                     print(f"{name}: skipped ({exc})")
                     continue
                 path, standin = standin_path(name, Path(tmp), splits), True
@@ -141,8 +140,8 @@ def run(args) -> int:
                                            "fit_items": cal["fit_items"], **cal["report_split"]}
                 entry["int8_agreement"].setdefault("best_face", None)
                 entry["int8_agreement"]["tensorrt_form"] = cal["tensorrt_form_report_split"]
-            input_name, item = input_spec(path, MODELS.get(name))
-            profile = trt_profile(name, path, inference.batch_size)
+            input_name, item = input_spec(path, MODELS[name].shapes(config))
+            profile = trt_profile(name, path, inference.batch_size, config)
             on_cpu = {}  # precision -> the onnxruntime-cpu backend, for the paired INT8/FP32 ratio
             for precision in ("fp32", "fp16", "int8"):
                 if precision == "int8" and not int8_model_path(path).is_file():

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="YAML config file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
-    from faceedge.trt_engines.models import MODELS
+    from faceedge.trt_engines.model_registry import MODELS
 
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated model names; models whose ONNX is not installed are skipped")
@@ -59,6 +59,6 @@ def run(args) -> int:
     folder = Path(inference.engine_cache) if inference.engine_cache else None
     for name, path in paths.items():
         source = BackendRequest(path, model=name).onnx_for(args.precision)
-        engine = cached_engine(source, args.precision, trt_profile(name, path, inference.batch_size), folder)
+        engine = cached_engine(source, args.precision, trt_profile(name, path, inference.batch_size, config), folder)
         print(f"{name}: TensorRT {args.precision} engine {engine}")
     return 0

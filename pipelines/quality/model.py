@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .preprocess import LEVELS, PANEL_SIZE
+from faceedge.edge.quality_io import LEVELS, PANEL_SIZE
 
 STEM_CHANNELS = 24
 STAGES = ((24, 1), (48, 2), (96, 2), (128, 2))  # (channels, stride) of one basic block each

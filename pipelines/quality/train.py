@@ -25,13 +25,13 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from faceedge.edge.align import ALIGNED_SIZE
+from faceedge.edge.quality_io import LEVELS, quality_blob, score_from_probabilities, softmax
 from faceedge.pipelines.dataset import HOLDOUT_FRACTION, build_dataset, identity_folders, split_identities
 from faceedge.pipelines.degrade import Degradation
 
 from . import grading
 from .dcgan import GAN
 from .model import QualityResNet, export_onnx, level_loss, onnx_parity
-from .preprocess import LEVELS, quality_blob, score_from_probabilities, softmax
 
 log = logging.getLogger(__name__)
 

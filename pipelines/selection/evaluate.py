@@ -59,17 +59,17 @@ def add_arguments(parser) -> None:
 
 
 def selection_scorer(model: str):
-    from faceedge.edge.face_input import SCORER_INPUTS
     from faceedge.edge.select import LearnedScorer
+    from faceedge.trt_engines.model_registry import MODELS
 
-    return LearnedScorer("selection", model, SCORER_INPUTS["selection"], ONE_CPU_THREAD)
+    return LearnedScorer("selection", model, MODELS["selection"].prepare, ONE_CPU_THREAD)
 
 
 def scorer_table(selection, seed: int) -> dict:
     """name -> callable(probes) -> scores, for every scorer compared (`selection`: the model under test)."""
-    from faceedge.edge.face_input import SCORER_INPUTS
     from faceedge.edge.model_files import WEIGHTS_DIR
     from faceedge.edge.select import Candidate, HeuristicScorer, LearnedScorer, laplacian_variance
+    from faceedge.trt_engines.model_registry import MODELS
 
     def candidates(ps):
         return [Candidate(p.aligned, p.detection, p.frame_shape) for p in ps]
@@ -81,7 +81,7 @@ def scorer_table(selection, seed: int) -> dict:
 
     learned = {"selection": selection}
     if (WEIGHTS_DIR / "quality.onnx").is_file():
-        learned["quality"] = LearnedScorer("quality", "weights:quality.onnx", SCORER_INPUTS["quality"], ONE_CPU_THREAD)
+        learned["quality"] = LearnedScorer("quality", "weights:quality.onnx", MODELS["quality"].prepare, ONE_CPU_THREAD)
     heuristic = HeuristicScorer()
     table = {name: in_batches(scorer) for name, scorer in learned.items()}
     table.update({

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from faceedge.edge.face_input import LOGIT_OUTPUT, SCORER_INPUTS
+from faceedge.edge.face_input import LOGIT_OUTPUT, SELECTION_INPUT as FACE_INPUT
 from faceedge.pipelines.selection.samples import Samples
 
 log = logging.getLogger(__name__)
-FACE_INPUT = SCORER_INPUTS["selection"]
 PARITY_TOLERANCE = 1e-4
 
 

@@ -1,6 +1,6 @@
-"""Input and output conventions of the quality model, shared by training and the runtime.
+"""Input and output conventions of the quality model, shared by the runtime, calibration and training.
 
-numpy and OpenCV only (no torch), so the edge runtime can import it.
+numpy and OpenCV only (no torch): the runtime's scorer and `faceedge train quality` both import it.
 
 Input (the GAN-graded quality patent, figure 5): the face image Img, its row-direction filtered copy Img1
 (convolved with a 1xN kernel) and its column-direction filtered copy Img2 (Nx1 kernel),
@@ -36,8 +36,12 @@ def three_panel(face_bgr: np.ndarray, size: int = PANEL_SIZE) -> np.ndarray:
     return np.concatenate([image, rows, columns], axis=1)
 
 
-def quality_blob(faces, size: int = PANEL_SIZE) -> np.ndarray:
-    """Faces (list or N x H x W x 3 BGR uint8) -> N x 3 x size x 3*size float32 model input."""
+def quality_blob(faces, item_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Faces (list or N x H x W x 3 BGR uint8) -> N x 3 x S x 3S float32 model input.
+
+    The panel side S is the model's input height (`item_shape` = 3, S, 3S); None: PANEL_SIZE.
+    """
+    size = PANEL_SIZE if item_shape is None else item_shape[1]
     panels = np.stack([three_panel(face, size) for face in faces])
     return np.ascontiguousarray(panels.transpose(0, 3, 1, 2))
 
