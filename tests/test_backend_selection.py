@@ -203,6 +203,7 @@ print(json.dumps({"order": default_order(), "config_order": config.inference.ord
 """
 
 
+@pytest.mark.slow  # a fresh interpreter, so the registry is built anew
 def test_one_new_plugin_file_is_discovered_with_its_config_keys(tmp_path):
     import json
     import os
