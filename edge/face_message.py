@@ -51,7 +51,7 @@ def face_message(best: BestFace, event: str, *, stream: str, track_id: int, inst
         "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in det.landmarks],
         "det_score": round(float(det.score), 4),
         "score": round(float(best.score), 6),
-        "scorer": {"name": scorer.name, "version": scorer.version},
+        "scorer": scorer_meta(scorer),
         "sr_applied": False,  # until `encode`: enhancement runs on the publisher thread
         "sr_model": None,
         "edge_rejected": best.rejected,
@@ -60,3 +60,12 @@ def face_message(best: BestFace, event: str, *, stream: str, track_id: int, inst
         "quality": face_quality(cand, best.score),
     }
     return OutgoingFace(meta, cand)
+
+
+def scorer_meta(scorer: Scorer) -> dict:
+    """The scorer's name and version, and the recogniser a learned one was trained for when its model says."""
+    meta = {"name": scorer.name, "version": scorer.version}
+    trained_for = getattr(scorer, "trained_for", None)
+    if trained_for:
+        meta["trained_for"] = trained_for
+    return meta

@@ -126,6 +126,24 @@ def test_a_message_is_made_from_the_tracks_chosen_face_and_encoded_with_its_enha
     jsonschema.validate(sr.meta, load_schema())
 
 
+def test_a_learned_scorer_names_the_recogniser_it_was_trained_for_in_every_message(data_dir):
+    from faceedge.edge.config import load_config
+    from faceedge.edge.select import make_scorer
+
+    config = load_config(None, [])
+    selection = make_scorer(config.select, config.inference)
+    assert selection.trained_for == "sface"  # the shipped model's faceedge.recognizer metadata
+    face = cv2.resize(cv2.imread(str(next((data_dir / "identities" / "obama").glob("*.jpg")))), (112, 112))
+    best = BestFace()
+    det = Detection(np.array([320, 330, 520, 560], np.float32), ARCFACE_TEMPLATE * 2 + 300, 0.9)
+    best.offer(Candidate(face, det, (1080, 1920), 0, 0.0, face, 1.7e9), 0.7, False, 1.7e9)
+    learned = face_message(best, "best", stream="door", track_id=1, instance="box1", scorer=selection).meta
+    jsonschema.validate(learned, load_schema())
+    assert learned["scorer"]["trained_for"] == "sface"
+    plain = face_message(best, "best", stream="door", track_id=1, instance="box1", scorer=DetectorScorer()).meta
+    assert "trained_for" not in plain["scorer"]
+
+
 def test_quality_measures_the_face_in_source_pixels(data_dir):
     face = cv2.resize(cv2.imread(str(next((data_dir / "identities" / "obama").glob("*.jpg")))), (112, 112))
     # A frontal face (the ArcFace template) twice the aligned size, 300 px from the origin.
