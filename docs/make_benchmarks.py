@@ -111,6 +111,29 @@ def render_density(data: dict) -> list[str]:
     return lines
 
 
+def render_density_early(data: dict) -> list[str]:
+    total = data["total"]
+    events = ", ".join(f"`{event}` {_latency(row)}" for event, row in total["publish_latency_by_event"].items())
+    return [f"N = {data['decode_only_streams']}: {'real time' if data['max_realtime_streams'] else '**behind**'}, "
+            f"{total['dropped']} frames dropped. Publish latency p50 / p95 ms: every message {_latency(total['publish_latency'])}; "
+            f"by event {events}; each track's first message {_latency(total['first_publish_latency'])} "
+            f"({total['first_publish_latency']['count']} tracks). A track that never reaches `early_score` sends its "
+            "first face at its end, as `best`."]
+
+
+def render_stream_intervals(runs: dict) -> list[str]:
+    rows = []
+    for name, data in runs.items():
+        synthetic, real = data["synthetic"], data["real_pooled"]
+        naive = data["baselines"]["naive"]["real_pooled"]
+        rows.append([f"`{' '.join(data['overrides'])}`", f"{synthetic['people_recovered']} / {synthetic['people']}",
+                     str(synthetic["identity_switches"]), num(synthetic["median_efficiency"]),
+                     f"{real['people_recovered']} / {real['people']}", num(real["median_efficiency"]),
+                     f"{naive['people_recovered']} / {naive['people']}"])
+    return table(["detection", "synthetic recovered", "identity switches", "synthetic median efficiency",
+                  "real clips recovered", "real median efficiency", "naive loop, real clips"], rows)
+
+
 # --- faceedge bench models --------------------------------------------------------------------------------------
 
 def _agreement(report: dict) -> str:
@@ -229,7 +252,7 @@ def render_stream_real(data: dict) -> list[str]:
 
 @dataclass(frozen=True)
 class Area:
-    json_name: str
+    json_name: str  # or a glob: one run per file, rendered together (`render` gets {file stem: JSON})
     command: str  # the command that wrote the JSON, run from the repository root
     render: Callable[[dict], list[str]]
 
@@ -244,6 +267,16 @@ AREAS = {
         "bench_density.json",
         "faceedge bench density --input ../shared/data/video/people_1080p.mp4 --json docs/bench_density.json",
         render_density),
+    "density_early": Area(
+        "bench_density_early.json",
+        "faceedge bench density --input ../shared/data/video/people_1080p.mp4 --streams 5 "
+        "--set publish.early_score=0.5 --json docs/bench_density_early.json",
+        render_density_early),
+    "stream_intervals": Area(
+        "eval_stream_interval_*.json",
+        "faceedge eval stream --data ../shared/data/identities_large $(for f in ../shared/data/video/*; do echo "
+        "--video $f; done) --configs naive,oracle --set detect.interval=N --json docs/eval_stream_interval_N.json",
+        render_stream_intervals),
     "models": Area(
         "bench_models.json",
         "faceedge bench models --seconds 2 --json docs/bench_models.json --set inference.threads=1 "
@@ -270,6 +303,16 @@ AREAS = {
 
 
 def render_area(area: Area) -> list[str]:
+    if "*" in area.json_name:
+        paths = sorted(DOCS.glob(area.json_name), key=lambda p: [int(s) if s.isdigit() else s
+                                                                  for s in re.split(r"(\d+)", p.stem)])
+        runs = {p.stem: json.loads(p.read_text()) for p in paths}
+        first = next(iter(runs.values()))
+        commits = sorted({run.get("commit") or last_commit(p) for p, run in zip(paths, runs.values())})
+        head = [f"Command: `{area.command}`  ", f"Machine: {describe_machine(first.get('machine'))}; commit "
+                f"{', '.join(f'`{c}`' for c in commits)}; every number: "
+                + ", ".join(f"[{p.name}]({p.name})" for p in paths) + ".", ""]
+        return head + area.render(runs)
     path = DOCS / area.json_name
     data = json.loads(path.read_text())
     if data.get("commit"):
