@@ -177,6 +177,9 @@ class PublishConfig(Section):
     # last one sent follows as `update`; the track's `best` goes out only if it is a new face.
     early_score: float | None = Field(None, ge=0, le=1)
     early_update_margin: float = Field(0.1, gt=0, le=1)
+    # With early_score: a confirmed track still below it this many seconds after its first sighting
+    # sends its best so far as `early` (null: wait for early_score).
+    early_within_s: float | None = Field(None, ge=0)
     jpeg_quality: int = Field(90, ge=1, le=100)
     send_hwm: int = Field(1000, ge=1)
     linger_s: float = Field(2.0, ge=0)

@@ -6,7 +6,10 @@
 - With `publish.early_score` set (off by default), for access control that needs a face at once:
   `early` for the first face of a confirmed track that reaches it (and `select.min_score`, and does
   not touch the frame border); then `update` as soon as a face scores at least
-  `publish.early_update_margin` above the last one sent. No face is sent twice for a track: the
+  `publish.early_update_margin` above the last one sent. With `publish.early_within_s` also set, a
+  track whose faces have not reached `early_score` that long after its first sighting sends its best
+  so far as `early` anyway (still at least `select.min_score`, still not a border face), so no
+  confirmed track waits longer than that for its first face. No face is sent twice for a track: the
   periodic update and the final `best` are skipped while the best is the face already sent.
   Messages per track are then bounded: one `early`, at most (1 - early_score) / margin margin
   updates, the periodic updates, one `best`.
@@ -25,11 +28,13 @@ class PublishPolicy:
     update_interval_s: float | None = None
     early_score: float | None = None
     early_update_margin: float = 0.1
+    early_within_s: float | None = None
 
     @classmethod
     def from_config(cls, config) -> "PublishPolicy":
         cfg = config.publish
-        return cls(config.select.min_score, cfg.update_interval_s, cfg.early_score, cfg.early_update_margin)
+        return cls(config.select.min_score, cfg.update_interval_s, cfg.early_score, cfg.early_update_margin,
+                   cfg.early_within_s)
 
     def live_event(self, best: BestFace, wall: float) -> str | None:
         """The event to publish now for a live confirmed track, or None."""
@@ -39,7 +44,8 @@ class PublishPolicy:
             if best.candidate is best.sent:
                 return None
             if not best.early_sent:
-                if not best.rejected and best.score >= self.early_score:
+                overdue = self.early_within_s is not None and wall - best.first_wall >= self.early_within_s
+                if not best.rejected and (best.score >= self.early_score or overdue):
                     return "early"
             elif best.score >= best.sent_score + self.early_update_margin:
                 return "update"

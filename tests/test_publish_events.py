@@ -37,6 +37,16 @@ def test_early_publish_waits_for_the_track_to_be_confirmed_and_sends_each_face_o
     assert live_track(Stage(*overrides), [0.3, 0.6, 0.65, 0.7]) == [("early", 2, 0.65), ("best", 3, 0.7)]
     assert live_track(Stage(), [0.3, 0.6, 0.65, 0.7]) == [("best", 3, 0.7)]  # off by default
 
+
+def test_early_within_bounds_the_wait_for_a_tracks_first_face_below_early_score():
+    # Frames 40 ms apart; the track is confirmed at frame 2 (80 ms); at frame 3, 0.1 s after its first sighting,
+    # its best so far (frame 1) goes out.
+    overrides = ("publish.early_score=0.9", "publish.early_within_s=0.1")
+    assert live_track(Stage(*overrides), [0.3, 0.6, 0.5, 0.55, 0.7]) == [("early", 1, 0.6), ("update", 4, 0.7)]
+    # Without the bound, nothing reaches early_score: the first face goes out at the end, as `best`.
+    assert live_track(Stage("publish.early_score=0.9"), [0.3, 0.6, 0.5, 0.55, 0.7]) == [("best", 4, 0.7)]
+
+
 pytestmark = pytest.mark.slow  # the pipeline end to end on the street clip
 
 
