@@ -2,24 +2,6 @@
 
 from __future__ import annotations
 
-from ..base import Backend, BackendRequest
-from .onnxruntime_session import OnnxRuntimeBackend, OnnxRuntimeSettings
+from .onnxruntime_session import OnnxRuntimePlugin
 
-
-class OnnxRuntimeCpu:
-    name = "onnxruntime-cpu"
-    precisions = ("fp32", "int8")  # int8: the QDQ ONNX calibration writes
-    order = 40
-    settings = OnnxRuntimeSettings
-
-    def describe(self) -> tuple[bool, str]:
-        import onnxruntime as ort
-
-        return True, f"onnxruntime {ort.__version__}"
-
-    def open(self, request: BackendRequest, precision: str) -> Backend:
-        threads = request.settings(OnnxRuntimeSettings).threads
-        return OnnxRuntimeBackend(request.onnx_for(precision), device="cpu", threads=threads, precision=precision)
-
-
-PLUGIN = OnnxRuntimeCpu()
+PLUGIN = OnnxRuntimePlugin("cpu", order=40)

@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions, shared by the onnxruntime-cuda and onnxruntime-cpu plugins."""
+"""ONNX Runtime sessions and the plugin over them, shared by the onnxruntime-cuda and onnxruntime-cpu plugins."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from faceedge.edge.errors import ModelFileError
 
-from ..base import BackendUnavailable
+from ..base import Backend, BackendRequest, BackendUnavailable
 
 
 class OnnxRuntimeSettings(BaseModel):
@@ -51,3 +51,27 @@ class OnnxRuntimeBackend:
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(self.output_names, feed)
+
+
+class OnnxRuntimePlugin:
+    """ONNX Runtime on `device` ("cpu" or "cuda") as a backend plugin: `onnxruntime-<device>`."""
+
+    precisions = ("fp32", "int8")  # int8: the QDQ ONNX calibration writes
+    settings = OnnxRuntimeSettings
+
+    def __init__(self, device: str, order: int):
+        self.device, self.order = device, order
+        self.name = f"onnxruntime-{device}"
+
+    def describe(self) -> tuple[bool, str]:
+        import onnxruntime as ort
+
+        if self.device == "cpu":
+            return True, f"onnxruntime {ort.__version__}"
+        providers = ort.get_available_providers()
+        return "CUDAExecutionProvider" in providers, f"onnxruntime {ort.__version__}, providers {providers}"
+
+    def open(self, request: BackendRequest, precision: str) -> Backend:
+        threads = request.settings(OnnxRuntimeSettings).threads
+        return OnnxRuntimeBackend(request.onnx_for(precision), device=self.device, threads=threads,
+                                  precision=precision)
