@@ -7,10 +7,9 @@ stream's `min_face` (source pixels) are dropped before they cost an alignment.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
