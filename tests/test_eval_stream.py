@@ -145,3 +145,24 @@ def test_tracks_are_published_ids_whatever_the_tracker_keys():
               Offer(("c", (1, 1)), None, 4, np.array(box_a)), Offer(("c", (1, 1)), 3, 5, np.array(box_a)),
               Offer(("c", (1, 2)), None, 5, np.array(box_b))]  # never confirmed: no track
     assert clip.tracks(offers) == [["a", "a"], ["b", "b"], ["a", "a"]]
+
+
+def test_a_messages_stream_time_is_its_streams_last_detected_frame():
+    from faceedge.edge.detect import Detection
+    from faceedge.edge.enhance import PassThrough
+    from faceedge.edge.face_message import face_message
+    from faceedge.edge.select import BestFace, Candidate, DetectorScorer
+    from faceedge.pipelines.stream_eval.runner import Collector
+
+    class Counters:  # 10 frames detected at interval 2: the last detected one is frame 27
+        def value(self, name, stream):
+            return {"faceedge_frames_processed_total": 10, "faceedge_detect_interval": 2}[name]
+
+    face = np.zeros((112, 112, 3), np.uint8)
+    best = BestFace()
+    best.offer(Candidate(face, Detection(np.array([0, 0, 50, 60], np.float32), np.zeros((5, 2), np.float32), 0.9),
+                         (360, 640), 3, 0.12, face, 1.7e9), 0.8, False, 1.7e9)
+    message = face_message(best, "best", stream="clip", track_id=1, instance="box", scorer=DetectorScorer())
+    collector = Collector(Counters())
+    collector.save(message.encode(PassThrough().enhance(message.candidate), 90))
+    assert collector.messages[0].stream_frame == 27
