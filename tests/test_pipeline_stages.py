@@ -178,6 +178,21 @@ def test_the_tracker_hands_back_the_candidates_it_was_given():
     assert len(update.confirmed) == 2
 
 
+def test_a_fast_face_detected_every_third_frame_stays_one_track_and_a_neighbour_keeps_its_own():
+    # 1.2 face sizes between detections, farther than the gate (0.7) from where an initializing track was
+    # last seen; extrapolating its sightings follows it. A still face beside its path keeps its own track.
+    tracker = FaceTracker()
+    keys, still_keys = set(), set()
+    for step, index in enumerate(range(0, 30, 3)):
+        walker, still = face_at(100 + 96 * step, 300, 0.9, index), face_at(400, 120, 0.9, index)
+        update = tracker.update([walker, still], period=2)
+        by_face = {id(candidate): key for key, candidate in update.matched}
+        keys.add(by_face.get(id(walker)))
+        still_keys.add(by_face.get(id(still)))
+    assert len(keys) == 1 and None not in keys and keys <= update.confirmed
+    assert len(still_keys) == 1 and keys.isdisjoint(still_keys)
+
+
 def test_an_ended_track_publishes_its_best_face_once_under_its_published_id():
     stage = Stage()
     scores = [0.4, 0.7, 0.9, 0.6, 0.5]
