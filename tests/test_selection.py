@@ -11,10 +11,12 @@ import torch
 from faceedge.edge.config import InferenceConfig, SelectConfig
 from faceedge.edge.face_input import SELECTION_INPUT
 from faceedge.edge.select import Candidate, LearnedScorer, make_scorer
-from faceedge.pipelines.selection.protocol import best_of_track, error_versus_discard
+from faceedge.pipelines.selection.protocol import best_of_track, error_versus_discard, track_choice, track_groups
 from faceedge.pipelines.selection.labels import CASES, four_case_labels, has_genuine_mate, match_gallery
-from faceedge.pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
-from faceedge.pipelines.selection.train import FACE_INPUT, Samples, TrainSettings, export_onnx, train_model
+from faceedge.pipelines.selection.model import (SelectionNet, similarity_regression, symmetric_cross_entropy,
+                                                within_track_ranking)
+from faceedge.pipelines.selection.train import (FACE_INPUT, Samples, TrainSettings, epoch_groups, export_onnx,
+                                                train_model)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WEIGHTS = Path(__file__).resolve().parents[1] / "edge" / "weights" / "selection.onnx"
@@ -67,6 +69,42 @@ def test_similarity_regression_on_hand_computed_values():
     assert float(similarity_regression(torch.tensor([0.0]), torch.tensor([0.35]), 0.35, 40.0)) == 0.0
 
 
+def test_within_track_ranking_prefers_the_recognisers_order():
+    genuine = torch.tensor([0.2, 0.6, 0.4, 0.1, 0.5, 0.3])  # two groups of three
+    agreeing = 40.0 * (genuine - 0.363)
+    reversed_order = -agreeing
+    loss = lambda logits: float(within_track_ranking(logits, genuine, 3, temperature=0.05, scale=40.0))
+    assert loss(agreeing) < loss(reversed_order)
+    # Only the order within a group counts: shifting one group's logits together changes nothing.
+    shifted = agreeing + torch.tensor([5.0, 5.0, 5.0, 0.0, 0.0, 0.0])
+    assert loss(shifted) == pytest.approx(loss(agreeing), rel=1e-6)
+    # With logits on the pull's targets the prediction equals the target, so the loss is the target's entropy.
+    target = torch.softmax(genuine.view(2, 3) / 0.05, dim=1)
+    entropy = float(-(target * target.log()).sum(dim=1).mean())
+    assert loss(agreeing) == pytest.approx(entropy, rel=1e-5)
+
+
+def test_epoch_groups_hold_one_person_each_and_use_a_face_once():
+    identities = np.array(["a"] * 7 + ["b"] * 4 + ["c"] * 2)
+    groups = epoch_groups(len(identities), identities, 3, np.random.default_rng(0))
+    assert all(len(g) == 3 and len(set(identities[g])) == 1 for g in groups)
+    used = np.concatenate(groups)
+    assert len(used) == len(set(used.tolist())) == 9  # a: 2 groups, b: 1, c: too few for one
+    # A group size of 1 is a plain permutation of every face.
+    assert sorted(np.concatenate(epoch_groups(5, None, 1, np.random.default_rng(0))).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_track_choice_on_hand_made_groups():
+    genuine = np.array([0.5, 0.8, 0.2, 0.1, 0.3, 0.35])
+    scores = np.array([0.9, 0.1, 0.0, 0.0, 0.5, 0.2])  # group 1 picks 0.5 of 0.8; group 2 picks 0.3 of 0.35
+    figures = track_choice(scores, genuine, [np.array([0, 1, 2]), np.array([3, 4, 5])], threshold=0.363)
+    assert figures["median_efficiency"] == pytest.approx(np.median([0.5 / 0.8, 0.3 / 0.35]))
+    # Group 1 reaches the threshold and its choice does too; group 2 cannot reach it.
+    assert figures["recovered"] == 1.0 and figures["reachable"] == 1
+    groups = track_groups(np.array(["a"] * 5 + ["b"] * 3 + ["c"]), 4, seed=0)
+    assert sorted(len(g) for g in groups) == [3, 4]  # a: 4 (its fifth face alone is no track), b: 3, c: none
+
+
 def _toy_faces(n: int, seed: int = 0):
     """Textured 112x112 'faces': label 1 sharp, label 0 the same texture heavily blurred."""
     rng = np.random.default_rng(seed)
@@ -91,6 +129,14 @@ def test_few_step_training_reduces_loss_and_resumes(tmp_path):
     more = TrainSettings(epochs=5, batch_size=32, lr=3e-3, seed=0, width=8)
     _, resumed = train_model(samples, more, checkpoint=checkpoint, progress=False)
     assert resumed[:4] == history and len(resumed) == 5  # picked up at epoch 4, ran only epoch 5
+
+
+def test_training_on_track_like_groups_reduces_loss():
+    samples = _toy_samples(96)
+    samples.identities = np.repeat(np.array(["a", "b", "c", "d"]), 24)
+    settings = TrainSettings(epochs=4, batch_size=32, lr=3e-3, seed=0, width=8, group_size=8, ranking_weight=1.0)
+    _, history = train_model(samples, settings, progress=False)
+    assert len(history) == 4 and history[-1] < history[0]
 
 
 def test_samples_without_genuine_similarity_are_refused(tmp_path):

@@ -59,6 +59,15 @@ def add_arguments(parser) -> None:
                              "(0: SCE alone)")
     parser.add_argument("--similarity-scale", type=float, default=TrainSettings.similarity_scale,
                         help="logit per unit of the recogniser's similarity in that pull")
+    parser.add_argument("--group-size", type=int, default=TrainSettings.group_size,
+                        help="faces per track-like group of one person in a batch (1: independent faces)")
+    parser.add_argument("--ranking-weight", type=float, default=TrainSettings.ranking_weight,
+                        help="weight of the listwise ranking of each group's faces by genuine similarity")
+    parser.add_argument("--ranking-temperature", type=float, default=TrainSettings.ranking_temperature,
+                        help="cosine units of the target ranking's softmax")
+    parser.add_argument("--validation-fraction", type=float, default=0.0,
+                        help="training identities kept out of training (a second hash split) to validate "
+                             "track choice on: groups of --group-size (at least 8) of one person's probes")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="make only shard I of N of the samples (samples.shard-I-of-N.npz) and stop")
     parser.add_argument("--merge-shards", nargs="+", type=Path, default=None, metavar="FILE",
@@ -88,6 +97,41 @@ def open_recognizer(args):
 
     recognizer = open_named(args.recognizer)
     return recognizer, recognizer.threshold if args.threshold is None else args.threshold
+
+
+VALIDATION_GROUP = 8  # faces per validation track, at least
+
+
+def validation_split(samples, args):
+    """(training samples, validation samples or None): --validation-fraction of the training identities, by a
+    hash split salted apart from the held-out one, never trained on."""
+    from faceedge.pipelines.dataset import split_identities
+    from faceedge.pipelines.selection.samples import subset
+
+    if not args.validation_fraction:
+        return samples, None
+    names = sorted(set(samples.identities.tolist()))
+    _, kept_out = split_identities(names, args.validation_fraction, f"{args.split_salt}/validation")
+    if not kept_out or len(kept_out) == len(names):
+        raise ConfigError(f"--validation-fraction {args.validation_fraction}: leaves {len(kept_out)} of "
+                          f"{len(names)} identities to validate on; need some on each side")
+    held = np.isin(samples.identities, kept_out)
+    log.info("validating on %d of %d training identities (%d probes)", len(kept_out), len(names), held.sum())
+    return subset(samples, ~held), subset(samples, held)
+
+
+def validate(net, validation, args, threshold: float) -> dict | None:
+    """Track choice of the trained net on the validation identities' track-like groups (protocol.track_choice)."""
+    from faceedge.pipelines.selection.protocol import track_choice, track_groups
+    from faceedge.pipelines.selection.train import score_faces
+
+    if validation is None:
+        return None
+    groups = track_groups(validation.identities, max(VALIDATION_GROUP, args.group_size), args.seed)
+    figures = track_choice(score_faces(net, validation.aligned), validation.genuine_similarity, groups, threshold)
+    figures.update(identities=len(set(validation.identities.tolist())), probes=len(validation.labels))
+    log.info("validation: %s", figures)
+    return figures
 
 
 def run(args) -> int:
@@ -146,9 +190,11 @@ def run(args) -> int:
         return 0
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, alpha=args.alpha,
                              beta=args.beta, similarity_weight=args.similarity_weight,
-                             similarity_scale=args.similarity_scale, seed=args.seed)
+                             similarity_scale=args.similarity_scale, seed=args.seed, group_size=args.group_size,
+                             ranking_weight=args.ranking_weight, ranking_temperature=args.ranking_temperature)
+    training, validation = validation_split(samples, args)
     world = join_world()
-    net, history = train_model(samples, settings, checkpoint=args.out / "checkpoint.pt", world=world)
+    net, history = train_model(training, settings, checkpoint=args.out / "checkpoint.pt", world=world)
     leave_world(world)
     if world.rank != 0:
         return 0
@@ -161,7 +207,8 @@ def run(args) -> int:
         "split": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
         "recognizer": recipe["recognizer"], "samples": stats, "settings": asdict(settings),
         "processes": world.size, "distributed_backend": world.backend, "epoch_losses": history,
-        "onnx_parity_max_abs_diff": parity, "seconds": round(time.perf_counter() - started, 1),
+        "onnx_parity_max_abs_diff": parity, "validation": validate(net, validation, args, threshold),
+        "seconds": round(time.perf_counter() - started, 1),
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     log.info("trained: loss %s -> %s; ONNX parity %.2e; wrote %s", f"{history[0]:.4f}", f"{history[-1]:.4f}",

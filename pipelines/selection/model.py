@@ -59,3 +59,17 @@ def similarity_regression(logits: torch.Tensor, genuine_similarity: torch.Tensor
     """
     target = scale * (genuine_similarity - threshold)
     return ((logits - target) ** 2).mean()
+
+
+def within_track_ranking(logits: torch.Tensor, genuine_similarity: torch.Tensor, group_size: int,
+                         temperature: float, scale: float) -> torch.Tensor:
+    """Listwise cross-entropy within each consecutive group of `group_size` faces of one person (a track).
+
+    A track publishes its top-scored face, so what counts is the order of one person's faces, which the
+    per-face losses only learn indirectly. The target is softmax(genuine similarity / temperature) over the
+    group, the prediction softmax(logit / (scale * temperature)): the same units as similarity_regression's
+    pull, so the two agree on a face's logit.
+    """
+    target = torch.softmax(genuine_similarity.view(-1, group_size) / temperature, dim=1)
+    predicted = torch.log_softmax(logits.view(-1, group_size) / (scale * temperature), dim=1)
+    return -(target * predicted).sum(dim=1).mean()

@@ -111,3 +111,29 @@ def per_item_weights(item_identities, names: np.ndarray, counts: np.ndarray) -> 
     """(resamples, items): each item weighted by how often its identity was drawn."""
     index = np.searchsorted(names, np.asarray(item_identities, dtype=object))
     return counts[:, index]
+
+
+def track_groups(identities: np.ndarray, group_size: int, seed: int) -> list[np.ndarray]:
+    """Each person's probes, shuffled by `seed` and cut into track-like groups of `group_size` (a shorter
+    last group is kept when it has two faces or more): a fixed set of tracks to validate on."""
+    rng = np.random.default_rng(seed)
+    groups = []
+    for person in np.unique(identities):
+        faces = rng.permutation(np.flatnonzero(identities == person))
+        groups.extend(g for g in (faces[i:i + group_size] for i in range(0, len(faces), group_size)) if len(g) > 1)
+    return groups
+
+
+def track_choice(scores: np.ndarray, genuine: np.ndarray, groups: list[np.ndarray], threshold: float) -> dict:
+    """How well the top-scored face of each group serves the recogniser, against the group's best face.
+
+    efficiency: the chosen face's genuine similarity over the group's best (groups whose best is above 0);
+    recovered: of the groups whose best face reaches `threshold`, the share whose chosen face does too.
+    """
+    chosen = np.array([genuine[g[np.argmax(scores[g])]] for g in groups])
+    best = np.array([genuine[g].max() for g in groups])
+    positive, reachable = best > 0, best >= threshold
+    return {"groups": len(groups),
+            "median_efficiency": float(np.median(chosen[positive] / best[positive])),
+            "mean_efficiency": float(np.mean(np.clip(chosen[positive], 0, None) / best[positive])),
+            "recovered": float(np.mean(chosen[reachable] >= threshold)), "reachable": int(reachable.sum())}

@@ -241,10 +241,18 @@ class Samples:
     labels: np.ndarray  # (N,) 0/1, recognition-aware selection's rule
     genuine_similarity: np.ndarray  # (N,) the recogniser's similarity to the probe's own identity
     stats: dict
+    identities: np.ndarray | None = None  # (N,) whose face each probe is: the people of track-like groups
 
 
 def load_samples(path: Path) -> Samples:
     with np.load(path) as data:
         if "photo_index" not in data.files:
             raise ConfigError(f"{path} was made by an older version (no photo order); use a new --out or delete it")
-        return Samples(data["aligned"], data["labels"], data["genuine_similarity"], json.loads(str(data["stats"])))
+        return Samples(data["aligned"], data["labels"], data["genuine_similarity"], json.loads(str(data["stats"])),
+                       data["identities"])
+
+
+def subset(samples: Samples, keep: np.ndarray) -> Samples:
+    """The probes where `keep` is true."""
+    return Samples(samples.aligned[keep], samples.labels[keep], samples.genuine_similarity[keep], samples.stats,
+                   None if samples.identities is None else samples.identities[keep])

@@ -1,7 +1,8 @@
 """Train the selection CNN on labelled probes (samples.py) and export it to ONNX.
 
 SelectionNet with symmetric cross-entropy plus a pull of the logit towards the recogniser's genuine
-similarity (model.similarity_regression), a checkpoint after every epoch (a rerun with the same --out
+similarity (model.similarity_regression) and, with group_size > 1, a listwise ranking of each batch's
+track-like groups of one person's faces (model.within_track_ranking), a checkpoint after every epoch (a rerun with the same --out
 resumes), then ONNX export whose outputs are checked against torch and which records the recogniser.
 
 Under `torchrun` (WORLD_SIZE > 1) it trains with DistributedDataParallel, NCCL on GPUs and gloo on CPUs:
@@ -39,6 +40,11 @@ class TrainSettings:
     similarity_scale: float = 40.0  # logit per unit of cosine similarity
     seed: int = 0
     width: int = 16
+    # Faces per track-like group: one person's probes (several photos, sizes and degradations) batched
+    # together so the within-track ranking term can order them; 1 batches faces independently.
+    group_size: int = 1
+    ranking_weight: float = 0.0  # weight of model.within_track_ranking (needs group_size > 1)
+    ranking_temperature: float = 0.05  # cosine units: the sharpness of the target order within a group
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,24 @@ def leave_world(world: World) -> None:
         dist.destroy_process_group()
 
 
+def epoch_groups(count: int, identities: np.ndarray | None, group_size: int,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's faces in a random order, as groups of `group_size` probes of one person each.
+
+    Each person's probes are shuffled and cut into groups (a last one shorter than `group_size` sits the epoch
+    out); the groups are shuffled together. With a group size of 1 it is a permutation of all faces.
+    """
+    if group_size == 1:
+        return [np.array([i]) for i in rng.permutation(count)]
+    if identities is None:
+        raise ValueError("track-like groups need each probe's identity")
+    groups = []
+    for person in np.unique(identities):
+        faces = rng.permutation(np.flatnonzero(identities == person))
+        groups.extend(faces[i:i + group_size] for i in range(0, len(faces) - group_size + 1, group_size))
+    return [groups[i] for i in rng.permutation(len(groups))]
+
+
 def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | None = None, progress: bool = True,
                 world: World | None = None):
     """Train from scratch or resume from `checkpoint`; returns (net on the CPU, per-epoch mean losses).
@@ -84,7 +108,8 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
     import torch
     import torch.distributed as dist
 
-    from faceedge.pipelines.selection.model import SelectionNet, similarity_regression, symmetric_cross_entropy
+    from faceedge.pipelines.selection.model import (SelectionNet, similarity_regression, symmetric_cross_entropy,
+                                                    within_track_ranking)
 
     world = world or World()
     torch.set_num_threads(1)
@@ -110,19 +135,22 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
 
         model = DistributedDataParallel(net, device_ids=[world.device] if world.device != "cpu" else None)
         torch.manual_seed(settings.seed + 1 + world.rank)  # each process's own dropout masks
-    # A global batch too small to give every process a face is left out (only ever an epoch's last one).
-    batches = [b for b in range(0, len(inputs), settings.batch_size) if len(inputs) - b >= world.size]
+    if settings.ranking_weight and settings.group_size < 2:
+        raise ValueError("the within-track ranking needs group_size >= 2")
+    per_batch = max(1, settings.batch_size // settings.group_size)  # groups in one global batch
     started = time.perf_counter()
     for epoch in range(start, settings.epochs):
         model.train()
         rng = np.random.default_rng([settings.seed, epoch])
-        order = rng.permutation(len(inputs))
+        groups = epoch_groups(len(inputs), samples.identities, settings.group_size, rng)
         flips = rng.random(len(inputs)) < 0.5  # a mirrored face is as recognisable
+        # A global batch too small to give every process a group is left out (only ever an epoch's last one).
+        batches = [b for b in range(0, len(groups), per_batch) if len(groups) - b >= world.size]
         total = torch.zeros(2, dtype=torch.float64, device=world.device)  # summed loss x faces, faces
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch",
                    disable=not progress or world.rank != 0)
         for begin in bar:
-            index = order[begin:begin + settings.batch_size][world.rank::world.size]
+            index = np.concatenate(groups[begin:begin + per_batch][world.rank::world.size])
             flip = torch.from_numpy(flips[index]).to(world.device)
             batch = inputs[index].to(world.device)
             batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
@@ -132,6 +160,10 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
             if settings.similarity_weight:
                 loss = loss + settings.similarity_weight * similarity_regression(
                     logits, genuine[index].to(world.device), threshold, settings.similarity_scale)
+            if settings.ranking_weight:
+                loss = loss + settings.ranking_weight * within_track_ranking(
+                    logits, genuine[index].to(world.device), settings.group_size, settings.ranking_temperature,
+                    settings.similarity_scale)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -156,6 +188,16 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
                      world.size, "es" if world.size > 1 else "")
     net.eval()
     return net.cpu(), history
+
+
+def score_faces(net, aligned: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The trained net's logit for each aligned face."""
+    import torch
+
+    net = net.eval()
+    with torch.no_grad():
+        return np.concatenate([net(torch.from_numpy(FACE_INPUT(aligned[i:i + batch]))).numpy()
+                               for i in range(0, len(aligned), batch)])
 
 
 def export_onnx(net, path: Path, parity_batch: np.ndarray, metadata: dict[str, str] | None = None) -> float:
