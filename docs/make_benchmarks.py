@@ -186,25 +186,39 @@ def render_models(data: dict) -> list[str]:
 # --- faceedge eval selection ------------------------------------------------------------------------------------
 
 def render_selection(data: dict) -> list[str]:
-    scorers = data["scorers"]
-    best_hand_made = min(scorers[name]["edc_auc"] for name in HAND_MADE if name in scorers)
-    tracks = data["tracks"]
+    scorers, thresholds = data["scorers"], list(data["thresholds"])
     rule = data["split_rule"]
-    lines = [f"Held-out identities ({rule['holdout_fraction']:g} of `{data['data']}` by a hash of the folder name, "
-             f"never trained on): {', '.join(data['identities'])}. {data['edc_probes']} EDC probes (faces below "
-             f"{data['min_face']:g} px left out, as at run time); SFace at cosine {data['threshold']:g} misses "
-             f"{num(data['fnmr_no_discard'])} of them before any discard. {tracks} tracks of "
-             f"{data['track_views']} views, {num(data['track_any_view_correct'])} of them with a correct view. "
-             f"A perfect ranking scores EDC area {num(data['oracle_edc_auc'], 5)} = "
-             f"{num(data['oracle_edc_auc'] / best_hand_made)}x the best hand-made scorer. The selection model takes "
+
+    def area(row: dict, threshold: str, upto: int) -> dict:
+        return row["edc"][threshold][f"area_{upto}"]
+
+    def cell(figure: dict, digits: int = 5) -> str:
+        low, high = figure["interval"]
+        return f"{num(figure['value'], digits)} [{num(low, digits)}, {num(high, digits)}]"
+
+    def gap_closed(threshold: str) -> str:
+        """Share of the gap between the best hand-made scorer and the perfect ranking that selection closes."""
+        best = min(area(scorers[n], threshold, 30)["value"] for n in HAND_MADE if n in scorers)
+        perfect = data["oracle"][threshold]["area_30"]["value"]
+        return num((best - area(scorers["selection"], threshold, 30)["value"]) / (best - perfect), 2)
+
+    named = ", ".join(f"{name} (cosine {num(value, 4)})" for name, value in data["thresholds"].items())
+    lines = [f"{len(data['identities'])} held-out identities ({rule['holdout_fraction']:g} of `{data['data']}` by a "
+             f"hash of the folder name, never trained on), judged by {data['recognizer']['name']}: "
+             f"{data['edc_probes']} EDC probes (faces below {data['min_face']:g} px left out, as at run time) and "
+             f"{data['tracks']} tracks of {data['track_views']} views. Decision thresholds: {named}, the second from "
+             f"{data['impostor_comparisons']} impostor comparisons. Intervals: 95 %, {data['interval']['resamples']} "
+             f"bootstrap resamples of the identities. Selection closes {gap_closed(thresholds[0])} of the gap between "
+             f"the best hand-made scorer and the perfect ranking (EDC area 0-30 %) at {thresholds[0]}, "
+             f"{gap_closed(thresholds[1])} at {thresholds[1]}. The selection model takes "
              f"{num(data['selection_ms_per_face'], 2)} ms per face.", ""]
-    rows = []
-    for name, result in sorted(scorers.items(), key=lambda item: item[1]["edc_auc"]):
-        rank1 = result["best_of_track_rank1"]
-        rows.append([name, num(result["edc_auc"], 5), num(result["edc_auc"] / best_hand_made),
-                     f"{num(rank1, 4)} ({round(rank1 * tracks)})"])
-    return lines + table(["scorer", "EDC area 0-30 % discarded", "x best hand-made", "best-of-track rank-1 (tracks)"],
-                         rows)
+    rows = [["perfect ranking", *(num(data["oracle"][t][f"area_{u}"]["value"], 5) for t in thresholds
+                                   for u in (20, 30)), "-"]]
+    for name, row in sorted(scorers.items(), key=lambda item: area(item[1], thresholds[0], 30)["value"]):
+        rows.append([name, *(cell(area(row, t, u)) for t in thresholds for u in (20, 30)),
+                     cell(row["best_of_track_rank1"], 4)])
+    return lines + table(["scorer", *(f"EDC {t}, 0-{u} %" for t in thresholds for u in (20, 30)),
+                          "best-of-track rank-1"], rows)
 
 
 # --- faceedge eval stream ---------------------------------------------------------------------------------------
@@ -286,8 +300,8 @@ AREAS = {
         render_models),
     "selection": Area(
         "eval_selection_large.json",
-        "faceedge eval selection --data ../shared/data/identities --json docs/eval_selection_large.json "
-        "--probes-per-photo 200 --tracks-per-photo 30",
+        "faceedge eval selection --data ../shared/data/identities_large --probes-per-photo 6 --tracks-per-photo 1 "
+        "--workers 2 --json docs/eval_selection_large.json --plot docs/selection_edc_large.png",
         render_selection),
     "stream_synthetic": Area(
         "eval_stream_synthetic.json",
