@@ -113,15 +113,22 @@ def per_item_weights(item_identities, names: np.ndarray, counts: np.ndarray) -> 
     return counts[:, index]
 
 
-def track_groups(identities: np.ndarray, group_size: int, seed: int) -> list[np.ndarray]:
-    """Each person's probes, shuffled by `seed` and cut into track-like groups of `group_size` (a shorter
-    last group is kept when it has two faces or more): a fixed set of tracks to validate on."""
-    rng = np.random.default_rng(seed)
+def person_groups(identities: np.ndarray, group_size: int, rng: np.random.Generator,
+                  shortest: int) -> list[np.ndarray]:
+    """Each person's probes, shuffled by `rng` and cut into track-like groups of `group_size`; a person's last,
+    shorter group is kept only if it has at least `shortest` faces."""
     groups = []
     for person in np.unique(identities):
         faces = rng.permutation(np.flatnonzero(identities == person))
-        groups.extend(g for g in (faces[i:i + group_size] for i in range(0, len(faces), group_size)) if len(g) > 1)
+        groups.extend(g for g in (faces[i:i + group_size] for i in range(0, len(faces), group_size))
+                      if len(g) >= shortest)
     return groups
+
+
+def track_groups(identities: np.ndarray, group_size: int, seed: int) -> list[np.ndarray]:
+    """A fixed set of tracks to validate on: `person_groups` shuffled by `seed`, a last group of two faces or more
+    kept."""
+    return person_groups(identities, group_size, np.random.default_rng(seed), shortest=2)
 
 
 def track_choice(scores: np.ndarray, genuine: np.ndarray, groups: list[np.ndarray], threshold: float) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceedge.edge.face_input import LOGIT_OUTPUT, SELECTION_INPUT as FACE_INPUT
+from faceedge.pipelines.selection.protocol import person_groups
 from faceedge.pipelines.selection.samples import Samples
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,7 @@ def epoch_groups(count: int, identities: np.ndarray | None, group_size: int,
         return [np.array([i]) for i in rng.permutation(count)]
     if identities is None:
         raise ValueError("track-like groups need each probe's identity")
-    groups = []
-    for person in np.unique(identities):
-        faces = rng.permutation(np.flatnonzero(identities == person))
-        groups.extend(faces[i:i + group_size] for i in range(0, len(faces) - group_size + 1, group_size))
+    groups = person_groups(identities, group_size, rng, shortest=group_size)
     return [groups[i] for i in rng.permutation(len(groups))]
 
 
