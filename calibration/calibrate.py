@@ -88,7 +88,8 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     result = {"model": model, "method": best, "qdq_onnx": str(target), "report_split": report,
               "tensorrt_form_report_split": tensorrt_form,
               "choose_split": {m: rep for m, (_, rep) in candidates.items()},
-              "fit_items": int(len(fit)), "leading_float_layers": leading_float}
+              "fit_items": int(len(fit)), "leading_float_layers": leading_float,
+              "groups": {name: len(split.groups) for name, split in splits.items()}}
     target.with_suffix(".json").write_text(json.dumps(result, indent=1))
     for method, (path, _) in candidates.items():
         if method != best:
@@ -118,8 +119,15 @@ def calibration_splits(calibration) -> dict[str, Split]:
     missing = [s for s in calibration.sources if not Path(s).exists()]
     if missing:
         raise ConfigError(f"calibration source(s) not found: {missing}")
-    groups = grouped_frames([Path(s) for s in calibration.sources], calibration.frames_per_source)
-    splits = split_sets(groups, YuNetDetector(), max_faces=calibration.max_tracks_per_split)
+    keep = None
+    if calibration.identities == "held_out":
+        from faceedge.pipelines.dataset import HOLDOUT_FRACTION, holdout_identity
+
+        keep = lambda name: holdout_identity(name, HOLDOUT_FRACTION)  # noqa: E731
+    groups = grouped_frames([Path(s) for s in calibration.sources], calibration.frames_per_source,
+                            keep_identity=keep)
+    splits = split_sets(groups, YuNetDetector(), max_faces=calibration.max_tracks_per_split,
+                        report_fraction=calibration.report_fraction)
     empty = [name for name, split in splits.items() if not split.faces.tracks or not split.frames]
     if empty:
         raise ConfigError(f"calibration sources give no faces for split(s) {empty}: add more identities/videos")

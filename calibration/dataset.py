@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -23,15 +24,14 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts"}
 
 
-def split_of(name: str, fractions=(("fit", 0.5), ("choose", 0.2), ("report", 0.3))) -> str:
-    """Deterministic split of an identity (never of an image) by a hash of its name."""
+def split_of(name: str, report_fraction: float = 0.3) -> str:
+    """Deterministic split of an identity (never of an image) by a hash of its name: `report_fraction`
+    of identities report, the rest fit and choose 5:2."""
     position = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    edge = 0.0
-    for split, fraction in fractions:
-        edge += fraction
-        if position <= edge:
-            return split
-    return fractions[-1][0]
+    fit = (1 - report_fraction) * 5 / 7
+    if position <= fit:
+        return "fit"
+    return "choose" if position <= 1 - report_fraction else "report"
 
 
 def sample_indices(total: int, size: int) -> list[int]:
@@ -122,11 +122,13 @@ class FaceSet:
         self.tracks.append(list(range(start, start + len(views))))
 
 
-def grouped_frames(sources: list[Path], size: int, segments: int = 10) -> dict[str, list[np.ndarray]]:
+def grouped_frames(sources: list[Path], size: int, segments: int = 10,
+                   keep_identity: Callable[[str], bool] | None = None) -> dict[str, list[np.ndarray]]:
     """Up to `size` frames per source, grouped so that no group straddles two splits.
 
     Images group by their folder (one identity per folder in a face data set); video frames
-    by time segment, since neighbouring frames show the same people.
+    by time segment, since neighbouring frames show the same people. With `keep_identity`, a
+    folder source keeps only the images of the identity folders (its sub-folders) it accepts.
     """
     groups: dict[str, list[np.ndarray]] = {}
     for source in map(Path, sources):
@@ -136,6 +138,8 @@ def grouped_frames(sources: list[Path], size: int, segments: int = 10) -> dict[s
                 groups.setdefault(f"{source.name}#{i * segments // max(1, len(frames))}", []).append(frame)
             continue
         files = image_files(source) if source.is_dir() else [source]
+        if keep_identity is not None and source.is_dir():
+            files = [f for f in files if f.parent != source and keep_identity(f.relative_to(source).parts[0])]
         for i in sample_indices(len(files), size):
             frame = cv2.imread(str(files[i]))
             if frame is not None:
@@ -147,15 +151,17 @@ def grouped_frames(sources: list[Path], size: int, segments: int = 10) -> dict[s
 class Split:
     frames: list[np.ndarray] = field(default_factory=list)
     faces: FaceSet = field(default_factory=FaceSet)
+    groups: list[str] = field(default_factory=list)  # the identities / video segments it holds
 
 
-def split_sets(groups: dict[str, list[np.ndarray]], detector, max_faces: int = 300, seed: int = 0
-               ) -> dict[str, Split]:
+def split_sets(groups: dict[str, list[np.ndarray]], detector, max_faces: int = 300, seed: int = 0,
+               report_fraction: float = 0.3) -> dict[str, Split]:
     """fit / choose / report sets: frames and face tracks, split by group (identity)."""
     rng = np.random.default_rng(seed)
     splits = {name: Split() for name in ("fit", "choose", "report")}
     for group in sorted(groups):
-        split = splits[split_of(group)]
+        split = splits[split_of(group, report_fraction)]
+        split.groups.append(group)
         split.frames.extend(groups[group])
         for crop in face_crops(groups[group], detector):
             if len(split.faces.tracks) < max_faces:

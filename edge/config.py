@@ -220,6 +220,11 @@ class CalibrationConfig(Section):
     # Folders of images (one sub-folder per identity) and/or videos; split by folder/segment.
     sources: list[str] = Field(default_factory=list)
     frames_per_source: int = Field(200, ge=1)
+    # "held_out": a folder source keeps only the identity folders on the held-out side of the trainers'
+    # identity split (pipelines.dataset.split_identities), people the shipped models never trained on.
+    identities: Literal["all", "held_out"] = "all"
+    # Share of identities (and video segments) that only report agreement; the rest fit and choose, 5:2.
+    report_fraction: float = Field(0.3, gt=0, lt=1)
     # Tracks of face views per split. The choose split picks each model's calibration by best-face
     # agreement, so it must tell a point or two apart: 58 of 60 tracks has the 95 % interval 0.89-0.99,
     # 388 of 400 has 0.95-0.98. On the shared data 400 keeps every track (352 choose, 209 report;

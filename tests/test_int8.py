@@ -28,6 +28,30 @@ def test_splits_are_by_identity(splits):
     assert all(len(s.faces.tracks) > 0 for s in splits.values())
 
 
+def test_report_fraction_sets_the_share_of_identities_that_only_report():
+    from faceedge.calibration.dataset import split_of
+
+    names = [f"person_{i}" for i in range(4000)]
+    for report, fit in ((0.3, 0.5), (0.5, 5 / 14)):
+        splits = [split_of(n, report) for n in names]
+        assert abs(splits.count("report") / len(names) - report) < 0.03
+        assert abs(splits.count("fit") / len(names) - fit) < 0.03
+
+
+def test_held_out_calibration_reads_only_identities_never_trained_on():
+    if not (DATA / "identities").is_dir():
+        pytest.skip(f"shared face data not found at {DATA}")
+    from faceedge.calibration.dataset import grouped_frames
+    from faceedge.pipelines.dataset import HOLDOUT_FRACTION, holdout_identity, split_identities
+
+    names = sorted(p.name for p in (DATA / "identities").iterdir() if p.is_dir())
+    trained, held_out = split_identities(names, HOLDOUT_FRACTION)
+    groups = grouped_frames([DATA / "identities"], 1000,
+                            keep_identity=lambda name: holdout_identity(name, HOLDOUT_FRACTION))
+    assert held_out and trained
+    assert {group.split("/")[-1] for group in groups} == set(held_out)
+
+
 @pytest.mark.slow
 def test_qdq_scorer_runs_and_keeps_the_best_face(tmp_path, splits):
     import torch

@@ -137,7 +137,9 @@ def run(args) -> int:
             if splits is not None:
                 cal = calibrate_configured(name, path, splits, inference.calibration, threads=inference.threads)
                 entry["int8_agreement"] = {"method": cal["method"], "leading_float_layers": cal["leading_float_layers"],
-                                           "fit_items": cal["fit_items"], **cal["report_split"]}
+                                           "fit_items": cal["fit_items"], "groups": cal["groups"],
+                                           "identities": inference.calibration.identities,
+                                           **cal["report_split"]}
                 entry["int8_agreement"].setdefault("best_face", None)
                 entry["int8_agreement"]["tensorrt_form"] = cal["tensorrt_form_report_split"]
             input_name, item = input_spec(path, MODELS[name].shapes(config))
