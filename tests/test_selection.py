@@ -361,6 +361,26 @@ def test_fmr_threshold_on_hand_made_impostor_scores():
         fmr_threshold(np.array([0.9]), 1e-3, total=1000)
 
 
+def test_paired_difference_on_a_hand_made_case():
+    from faceedge.pipelines.selection.evaluate import identity_bootstrap, paired_difference
+    from faceedge.pipelines.selection.protocol import error_versus_discard, partial_area
+
+    # 10 probes, the first 3 fail. A scores the failures lowest (a perfect ranking), B highest.
+    failures = np.arange(10) < 3
+    a, b = -failures.astype(float), failures.astype(float)
+    ids = [f"p{i % 5}" for i in range(10)]
+    resamples = identity_bootstrap(ids, ids[:4], 50, seed=0)
+    hits_a, hits_b = np.array([1, 0, 0, 1]), np.array([1, 1, 1, 1])
+    diff = paired_difference(a, b, failures, hits_a, hits_b, resamples)
+    fa, ra, _ = error_versus_discard(a, failures)
+    fb, rb, _ = error_versus_discard(b, failures)
+    assert diff["area_30"]["value"] == pytest.approx(partial_area(fb, rb, 0.3) - partial_area(fa, ra, 0.3))
+    assert diff["area_30"]["value"] > 0 and diff["area_30"]["interval"][0] >= 0  # B is never better
+    assert diff["best_of_track_rank1"]["value"] == 0.5
+    low, high = diff["best_of_track_rank1"]["interval"]
+    assert 0 <= low <= 0.5 <= high <= 1
+
+
 def test_impostor_top_keeps_what_the_fmr_threshold_needs():
     from faceedge.pipelines.selection.protocol import fmr_threshold, impostor_top
 

@@ -125,7 +125,11 @@ def test_held_out_split_never_trains_on_an_identity_it_reports_on(tmp_path):
     assert trained_on and trained_on <= set(train)
     report = tmp_path / "eval.json"
     assert main(["eval", "selection", "--data", str(data), "--json", str(report), "--holdout-fraction", "0.5",
-                 "--probes-per-photo", "2", "--tracks-per-photo", "1", "--track-length", "2", "--bootstrap", "10"]) == 0
+                 "--probes-per-photo", "2", "--tracks-per-photo", "1", "--track-length", "2", "--bootstrap", "10",
+                 "--compare", "itself=weights:selection.onnx"]) == 0
     evaluated = json.loads(report.read_text())
     assert evaluated["split"] == "test" and evaluated["identities"] == held
     assert not trained_on & set(evaluated["identities"])
+    # The shipped model compared with itself: every paired difference is exactly zero.
+    for figures in evaluated["compared"]["itself"]["minus_selection"].values():
+        assert all(f["value"] == 0 and f["interval"] == [0, 0] for f in figures.values())

@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", required=True, type=Path, help="where to write the results")
     parser.add_argument("--plot", type=Path, default=None, help="optional PNG of the Error-versus-Discard curves")
     parser.add_argument("--model", default="weights:selection.onnx", help="selection model to evaluate")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL",
+                        help="another selection model scored on the same probes, reported as NAME with its paired "
+                             "difference from --model (repeatable)")
     parser.add_argument("--split", choices=["test", "all"], default="test",
                         help="identities scored: test = held out from training by the hash split (default); "
                              "all = every identity folder (people the model never saw)")
@@ -65,7 +68,22 @@ def selection_scorer(model: str):
     return LearnedScorer("selection", model, MODELS["selection"].prepare, ONE_CPU_THREAD)
 
 
-def scorer_table(selection, seed: int) -> dict:
+def compared_models(pairs: list[str]) -> dict:
+    """NAME=MODEL arguments -> {NAME: LearnedScorer}."""
+    from faceedge.edge.errors import ConfigError
+
+    compared = {}
+    for pair in pairs:
+        name, _, model = pair.partition("=")
+        if not name or not model:
+            raise ConfigError(f"--compare {pair!r}: expected NAME=MODEL")
+        if name in compared or name == "selection":
+            raise ConfigError(f"--compare {pair!r}: the name {name!r} is already taken")
+        compared[name] = selection_scorer(model)
+    return compared
+
+
+def scorer_table(selection, seed: int, compared: dict | None = None) -> dict:
     """name -> callable(probes) -> scores, for every scorer compared (`selection`: the model under test)."""
     from faceedge.edge.model_files import WEIGHTS_DIR
     from faceedge.edge.select import Candidate, HeuristicScorer, LearnedScorer, laplacian_variance
@@ -79,7 +97,7 @@ def scorer_table(selection, seed: int) -> dict:
                                           tqdm(range(0, len(ps), SCORE_BATCH), desc=scorer.name, unit="batch",
                                                leave=False)] or [np.empty(0)])
 
-    learned = {"selection": selection}
+    learned = {"selection": selection, **(compared or {})}
     if (WEIGHTS_DIR / "quality.onnx").is_file():
         learned["quality"] = LearnedScorer("quality", "weights:quality.onnx", MODELS["quality"].prepare, ONE_CPU_THREAD)
     heuristic = HeuristicScorer()
@@ -148,6 +166,29 @@ def track_figure(hits: np.ndarray, resamples: Resamples) -> dict:
     return {"value": float(hits.mean()), "interval": interval(np.array(drawn))}
 
 
+def paired_difference(scores_a: np.ndarray, scores_b: np.ndarray, failures: np.ndarray, track_hits_a: np.ndarray,
+                      track_hits_b: np.ndarray, resamples: Resamples) -> dict:
+    """B minus A on the same probes and tracks, each resample drawing the same identities for both: the partial
+    EDC areas (negative: B discards failures sooner) and best-of-track rank-1 (positive: B picks better)."""
+    orders = [np.argsort(scores, kind="stable") for scores in (scores_a, scores_b)]
+
+    def areas(weights):
+        curves = [error_versus_discard(scores, failures, weights=weights, order=order)[:2]
+                  for scores, order in zip((scores_a, scores_b), orders)]
+        return {u: partial_area(*curves[1], u) - partial_area(*curves[0], u) for u in PARTIAL_AREAS}
+
+    def rank1(weights):
+        return float((weights * (track_hits_b.astype(float) - track_hits_a)).sum() / weights.sum())
+
+    observed = areas(None)
+    drawn = [areas(resamples.probe_weights(b)) for b in range(resamples.count)]
+    track_draws = [rank1(w) for w in map(resamples.track_weights, range(resamples.count)) if w.sum()]
+    result = {f"area_{round(u * 100)}": {"value": observed[u], "interval": interval(np.array([d[u] for d in drawn]))}
+              for u in PARTIAL_AREAS}
+    result["best_of_track_rank1"] = {"value": rank1(np.ones(len(track_hits_a))), "interval": interval(np.array(track_draws))}
+    return result
+
+
 def run(args) -> int:
     from faceedge.edge.recognizers import describe
     from faceedge.pipelines.dataset import FrontalFilter, build_dataset
@@ -185,13 +226,15 @@ def run(args) -> int:
     resamples = identity_bootstrap([p.identity for p in edc.probes], [track.probes[t[0]].identity for t in tracks],
                                    args.bootstrap, args.seed)
     selection = selection_scorer(args.model)
-    results = {}
-    for name, score in tqdm(scorer_table(selection, args.seed).items(), desc="scorers and their intervals",
+    compared = compared_models(args.compare)
+    results, hits = {}, {}
+    for name, score in tqdm(scorer_table(selection, args.seed, compared).items(), desc="scorers and their intervals",
                             unit="scorer"):
         edc_scores, track_scores = score(edc.probes), score(track.probes)
+        hits[name] = (edc_scores, track_hits(track_scores, track.top1_correct, tracks))
         results[name] = {
             "edc": {t: edc_figures(edc_scores, failed, resamples) for t, failed in failures.items()},
-            "best_of_track_rank1": track_figure(track_hits(track_scores, track.top1_correct, tracks), resamples)}
+            "best_of_track_rank1": track_figure(hits[name][1], resamples)}
     report = {
         "data": str(args.data), "split": args.split, "identities": identities,
         "split_rule": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
@@ -207,6 +250,11 @@ def run(args) -> int:
         "selection_trained_for": selection.trained_for,
         "selection_ms_per_face": per_face_ms(selection, [p.aligned for p in edc.probes]),
         "scorers": results,
+        "compared": {name: {"model": pair.partition("=")[2], "trained_for": compared[name].trained_for,
+                            "minus_selection": {t: paired_difference(hits["selection"][0], hits[name][0], failed,
+                                                                     hits["selection"][1], hits[name][1], resamples)
+                                                for t, failed in failures.items()}}
+                     for name, pair in zip(compared, args.compare)},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
@@ -263,6 +311,10 @@ def format_table(report: dict) -> str:
         cells = "".join(f"{_cell(_figure(row, t, a)):>30}" for t, a in columns)
         lines.append(f"{name:<20}{cells}{_figure(row, head_t, head_a)['value'] / best_hand:>18.3f}"
                      f"{_cell(row['best_of_track_rank1'], 4):>28}")
+    for name, entry in report.get("compared", {}).items():
+        differences = "; ".join(f"{t} {a} {_cell(d[a])}" for t, d in entry["minus_selection"].items() for a in areas)
+        rank1 = _cell(entry["minus_selection"][head_t]["best_of_track_rank1"], 4)
+        lines.append(f"{name} minus selection (paired): {differences}; best-of-track rank-1 {rank1}")
     return "\n".join(lines)
 
 
