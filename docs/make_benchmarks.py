@@ -294,9 +294,9 @@ AREAS = {
     "models": Area(
         "bench_models.json",
         "faceedge bench models --seconds 2 --json docs/bench_models.json --set inference.threads=1 "
-        "--set inference.calibration.max_fit_items=64 --set inference.calibration.max_tracks_per_split=1000 "
-        "--set inference.calibration.frames_per_source=200 --calibration-source ../shared/data/identities "
-        "--calibration-source ../shared/data/video/people_1080p.mp4",
+        "--set inference.calibration.max_fit_items=64 --set inference.calibration.identities=held_out "
+        "--set inference.calibration.report_fraction=0.5 --set inference.calibration.frames_per_source=2000 "
+        "--calibration-source ../shared/data/identities_large --calibration-source ../shared/data/video/people_1080p.mp4",
         render_models),
     "selection": Area(
         "eval_selection_large.json",
