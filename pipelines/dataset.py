@@ -75,6 +75,23 @@ def split_identities(names: list[str], fraction: float, salt: str = "faceedge") 
     return [n for n in names if n not in held], held
 
 
+def identities_on(root: str | Path, side: str, fraction: float = HOLDOUT_FRACTION, salt: str = "faceedge"
+                  ) -> tuple[list[str], list[str]]:
+    """(the identity folder names of `root` on `side` of the split: "train", "test" (held out) or "all"; every name)."""
+    from faceedge.edge.errors import ConfigError
+
+    try:
+        names = [folder.name for folder in identity_folders(root)]
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from exc
+    train, held = split_identities(names, fraction, salt)
+    chosen = {"train": train, "test": held, "all": names}[side]
+    if not chosen:
+        raise ConfigError(f"--data {root}: the {side} split is empty ({len(names)} identities, "
+                          f"--holdout-fraction {fraction})")
+    return chosen, names
+
+
 def largest_face(detections: list[Detection]) -> Detection | None:
     return max(detections, key=lambda d: d.size, default=None)
 

@@ -335,3 +335,24 @@ def test_shipped_model_is_small_and_restores():
     assert restored.shape == (1, 112, 112, 3) and restored.dtype == np.uint8
     # It restores towards the picture, not away from it: closer than a flat grey face.
     assert np.abs(restored[0].astype(int) - face).mean() < np.abs(128 - face.astype(int)).mean()
+
+
+@pytest.mark.slow
+def test_eval_sr_says_which_split_it_scores_and_can_score_every_folder(tmp_path):
+    import json
+    from pathlib import Path
+
+    from faceedge.edge.cli import main
+    from faceedge.pipelines.dataset import HOLDOUT_FRACTION, identity_folders, split_identities
+
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "identities"
+    if not data.is_dir():
+        pytest.skip(f"shared face data not found at {data}")
+    names = [folder.name for folder in identity_folders(data)]
+    _, held_out = split_identities(names, HOLDOUT_FRACTION)
+    for split, expected in (("test", held_out), ("all", names)):
+        out = tmp_path / f"{split}.json"
+        assert main(["eval", "sr", "--data", str(data), "--json", str(out), "--split", split]) == 0
+        report = json.loads(out.read_text())
+        assert report["split"] == split and report["identities"] == expected
+        assert report["probes"] > 0

@@ -77,18 +77,9 @@ def add_arguments(parser) -> None:
 
 def split_of(args, side: str) -> tuple[list[str], list[str]]:
     """(identities on `side` ("train", "test" or "all"), all identities) of --data."""
-    from faceedge.pipelines.dataset import identity_folders, split_identities
+    from faceedge.pipelines.dataset import identities_on
 
-    try:
-        names = [folder.name for folder in identity_folders(args.data)]
-    except FileNotFoundError as exc:
-        raise ConfigError(str(exc)) from exc
-    train, held = split_identities(names, args.holdout_fraction, args.split_salt)
-    chosen = {"train": train, "test": held, "all": names}[side]
-    if not chosen:
-        raise ConfigError(f"--data {args.data}: the {side} split is empty ({len(names)} identities, "
-                          f"--holdout-fraction {args.holdout_fraction})")
-    return chosen, names
+    return identities_on(args.data, side, args.holdout_fraction, args.split_salt)
 
 
 def open_recognizer(args):

@@ -37,7 +37,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--teacher", default=None, help="use this teacher checkpoint (.pt) and skip its training")
     parser.add_argument("--init", default=None, help="train the teacher on from this checkpoint (.pt), e.g. a "
                         "pixel-loss model fine-tuned with the identity term")
-    parser.add_argument("--holdout", type=float, default=HOLDOUT_FRACTION, help="fraction of identities held out")
+    parser.add_argument("--holdout-fraction", type=float, default=HOLDOUT_FRACTION, help="fraction of identities held out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--version", default="1", help="model version written into the ONNX metadata")
     parser.add_argument("--threads", type=int, default=1)
@@ -60,7 +60,7 @@ def run(args) -> int:
         names = [folder.name for folder in identity_folders(args.data)]
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
-    train_ids, held_out = split_identities(names, args.holdout)
+    train_ids, held_out = split_identities(names, args.holdout_fraction)
     log.info("training identities %s; held out %s", train_ids, held_out)
     sources = load_sources(args.data, YuNetDetector(), identities=train_ids)
     config = TrainConfig(

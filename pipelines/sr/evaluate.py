@@ -30,8 +30,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--grid", default=None, help="PNG of probe | bicubic | generator(s) | reference")
     parser.add_argument("--model", default="weights:sr.onnx", help="the shipped generator (ONNX)")
     parser.add_argument("--teacher", default=None, help="unpruned teacher (.onnx or .pt) to compare as well")
-    parser.add_argument("--all-identities", action="store_true", help="evaluate every identity, not only held-out")
-    parser.add_argument("--holdout", type=float, default=HOLDOUT_FRACTION, help="fraction of identities held out")
+    parser.add_argument("--split", choices=("test", "all"), default="test",
+                        help="identities scored: test = held out from training by the hash split (default); "
+                             "all = every identity folder (people the model never saw)")
+    parser.add_argument("--holdout-fraction", type=float, default=HOLDOUT_FRACTION,
+                        help="identities held out from training (hash split of folder names)")
     parser.add_argument("--clean", action="store_true", help="probes by area downsampling only (no recipe)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -79,18 +82,15 @@ def run(args) -> int:
     from faceedge.edge.enhance import SuperResolver
     from faceedge.edge.errors import ConfigError
     from faceedge.edge.recognize import SFaceRecognizer
-    from faceedge.pipelines.dataset import identity_folders, split_identities
+    from faceedge.pipelines.dataset import identities_on
     from faceedge.pipelines.degrade import Degradation
 
     from .data import HR_SIZE, SR_STEPS, load_sources
     from .export import cpu_latency_ms
 
-    try:
-        names = [folder.name for folder in identity_folders(args.data)]
-    except FileNotFoundError as exc:
-        raise ConfigError(str(exc)) from exc
-    _, held_out = split_identities(names, args.holdout)
-    evaluated = names if args.all_identities else held_out
+    evaluated, _ = identities_on(args.data, args.split, args.holdout_fraction)
+    print(f"scoring the {args.split} split ({'held out from training' if args.split == 'test' else 'every folder'}):"
+          f" {len(evaluated)} identities", flush=True)
     sources = load_sources(args.data, YuNetDetector())
     faces = np.stack([align_face(s.image, s.landmarks, HR_SIZE) for s in sources])
     identities = [s.identity for s in sources]
@@ -131,7 +131,7 @@ def run(args) -> int:
     # The high-resolution faces themselves: the rank-1 ceiling (PSNR/SSIM to themselves mean nothing).
     results["reference"] = _metrics(references, references, ref_embeddings, recognizer, **common, pixel=False)
     report = {
-        "data": str(args.data), "identities": evaluated, "probes": len(probes), "scale": scale,
+        "data": str(args.data), "split": args.split, "holdout_fraction": args.holdout_fraction, "identities": evaluated, "probes": len(probes), "scale": scale,
         "probe_kind": "area-downsample" if args.clean else "seed-003 recipe", "model": resolver.name,
         "generator_cpu_ms_per_face_1thread": cpu_latency_ms(_model_path(args.model), resolver.lr_size),
         "load_average_1min": os.getloadavg()[0],
