@@ -121,7 +121,7 @@ def calibration_splits(calibration) -> dict[str, Split]:
         raise ConfigError(f"calibration source(s) not found: {missing}")
     keep = None
     if calibration.identities == "held_out":
-        from faceedge.pipelines.dataset import HOLDOUT_FRACTION, holdout_identity
+        from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity
 
         keep = lambda name: holdout_identity(name, HOLDOUT_FRACTION)  # noqa: E731
     groups = grouped_frames([Path(s) for s in calibration.sources], calibration.frames_per_source,

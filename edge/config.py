@@ -221,7 +221,7 @@ class CalibrationConfig(Section):
     sources: list[str] = Field(default_factory=list)
     frames_per_source: int = Field(200, ge=1)
     # "held_out": a folder source keeps only the identity folders on the held-out side of the trainers'
-    # identity split (pipelines.dataset.split_identities), people the shipped models never trained on.
+    # identity split (edge.identity_split.split_identities), people the shipped models never trained on.
     identities: Literal["all", "held_out"] = "all"
     # Share of identities (and video segments) that only report agreement; the rest fit and choose, 5:2.
     report_fraction: float = Field(0.3, gt=0, lt=1)

@@ -8,7 +8,6 @@ by identity, from a hash of the folder name, so they are stable and never leak i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from tqdm import tqdm
 from faceedge.edge.align import ALIGNED_SIZE, align_face
 from faceedge.edge.detect import Detection
 from faceedge.edge.face_geometry import estimate_yaw_pitch
+from faceedge.edge.identity_split import HOLDOUT_FRACTION, split_identities
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +57,6 @@ def identity_folders(root: str | Path) -> list[Path]:
 
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-# One identity split for every trainer and evaluator: the same identities are held out from all of them.
-HOLDOUT_FRACTION = 0.35
-
-
-def holdout_identity(name: str, fraction: float, salt: str = "faceedge") -> bool:
-    """Deterministic identity split: the first 8 hex digits of sha256(salt/name) as a fraction."""
-    digest = hashlib.sha256(f"{salt}/{name}".encode()).hexdigest()
-    return int(digest[:8], 16) / 0x100000000 < fraction
-
-
-def split_identities(names: list[str], fraction: float, salt: str = "faceedge") -> tuple[list[str], list[str]]:
-    """(train, held_out) identity names."""
-    held = [n for n in names if holdout_identity(n, fraction, salt)]
-    return [n for n in names if n not in held], held
 
 
 def identities_on(root: str | Path, side: str, fraction: float = HOLDOUT_FRACTION, salt: str = "faceedge"

@@ -42,7 +42,7 @@ def test_held_out_calibration_reads_only_identities_never_trained_on():
     if not (DATA / "identities").is_dir():
         pytest.skip(f"shared face data not found at {DATA}")
     from faceedge.calibration.dataset import grouped_frames
-    from faceedge.pipelines.dataset import HOLDOUT_FRACTION, holdout_identity, split_identities
+    from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity, split_identities
 
     names = sorted(p.name for p in (DATA / "identities").iterdir() if p.is_dir())
     trained, held_out = split_identities(names, HOLDOUT_FRACTION)

@@ -23,7 +23,8 @@ FOLDERS = {"edge": "faceedge.edge", "pipelines": "faceedge.pipelines", "trt_engi
 MIXED_PACKAGES = {"faceedge.edge"}
 LAYERS = [
     ("types", ["faceedge.edge.errors", "faceedge.edge.model_files", "faceedge.edge.align",
-               "faceedge.edge.face_geometry", "faceedge.edge.clip_writer", "faceedge.edge.wire", "faceedge.edge"]),
+               "faceedge.edge.face_geometry", "faceedge.edge.clip_writer", "faceedge.edge.wire", "faceedge.edge.identity_split",
+               "faceedge.edge"]),
     ("inference", ["faceedge.trt_engines"]),
     # The typed config schema: it takes each backend plugin's settings from the inference layer.
     ("config", ["faceedge.edge.config"]),

@@ -112,7 +112,7 @@ def test_few_epochs_lower_the_loss_and_two_gloo_processes_follow_one(single, dat
 
 @pytest.mark.slow
 def test_held_out_split_never_trains_on_an_identity_it_reports_on(tmp_path):
-    from faceedge.pipelines.dataset import split_identities
+    from faceedge.edge.identity_split import split_identities
 
     names = SLICE + ["lfw_Adolfo_Aguilar_Zinser", "celeb5_madonna"]
     data = _slice(tmp_path / "ids", names)

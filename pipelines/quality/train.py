@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from faceedge.edge.align import ALIGNED_SIZE
 from faceedge.edge.quality_io import LEVELS, quality_blob, score_from_probabilities, softmax
-from faceedge.pipelines.dataset import HOLDOUT_FRACTION, build_dataset, identity_folders, split_identities
+from faceedge.pipelines.dataset import build_dataset, identity_folders
+from faceedge.edge.identity_split import HOLDOUT_FRACTION, split_identities
 from faceedge.pipelines.degrade import Degradation
 
 from . import grading

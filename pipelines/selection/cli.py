@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from faceedge.edge.errors import ConfigError
-from faceedge.pipelines.dataset import HOLDOUT_FRACTION
+from faceedge.edge.identity_split import HOLDOUT_FRACTION
 from faceedge.pipelines.selection.train import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ VALIDATION_GROUP = 8  # faces per validation track, at least
 def validation_split(samples, args):
     """(training samples, validation samples or None): --validation-fraction of the training identities, by a
     hash split salted apart from the held-out one, never trained on."""
-    from faceedge.pipelines.dataset import split_identities
+    from faceedge.edge.identity_split import split_identities
     from faceedge.pipelines.selection.samples import subset
 
     if not args.validation_fraction:

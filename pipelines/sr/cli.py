@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from faceedge.edge.errors import ConfigError
-from faceedge.pipelines.dataset import HOLDOUT_FRACTION
+from faceedge.edge.identity_split import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def run(args) -> int:
     import torch
 
     from faceedge.edge.detect import YuNetDetector
-    from faceedge.pipelines.dataset import identity_folders, split_identities
+    from faceedge.pipelines.dataset import identity_folders
+    from faceedge.edge.identity_split import split_identities
 
     from .data import PairSampler, load_sources
     from .export import cpu_latency_ms, export_onnx, parity

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceedge.pipelines.dataset import HOLDOUT_FRACTION
+from faceedge.edge.identity_split import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
 

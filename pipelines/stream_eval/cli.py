@@ -64,7 +64,7 @@ class VideoAction(argparse.Action):
 
 
 def add_arguments(parser) -> None:
-    from faceedge.pipelines.dataset import HOLDOUT_FRACTION
+    from faceedge.edge.identity_split import HOLDOUT_FRACTION
 
     parser.add_argument("--data", type=Path, default=None, help="identity folders for the synthetic clips")
     parser.add_argument("--split", choices=["test", "all"], default="test",
