@@ -8,6 +8,7 @@ written to `base.int8_model_path(float)`, with the report beside it as JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -123,7 +124,7 @@ def calibration_splits(calibration) -> dict[str, Split]:
     if calibration.identities == "held_out":
         from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity
 
-        keep = lambda name: holdout_identity(name, HOLDOUT_FRACTION)  # noqa: E731
+        keep = functools.partial(holdout_identity, fraction=HOLDOUT_FRACTION)
     groups = grouped_frames([Path(s) for s in calibration.sources], calibration.frames_per_source,
                             keep_identity=keep)
     splits = split_sets(groups, YuNetDetector(), max_faces=calibration.max_tracks_per_split,

@@ -7,8 +7,8 @@ import pytest
 
 from faceedge.edge.align import ARCFACE_TEMPLATE
 from faceedge.edge.face_geometry import estimate_yaw_pitch
-from faceedge.pipelines.dataset import FrontalFilter, build_dataset
 from faceedge.edge.identity_split import holdout_identity, split_identities
+from faceedge.pipelines.dataset import FrontalFilter, build_dataset
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # ArcFace 112x112 template: a frontal face by construction.

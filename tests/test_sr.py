@@ -343,8 +343,8 @@ def test_eval_sr_says_which_split_it_scores_and_can_score_every_folder(tmp_path)
     from pathlib import Path
 
     from faceedge.edge.cli import main
-    from faceedge.pipelines.dataset import identity_folders
     from faceedge.edge.identity_split import HOLDOUT_FRACTION, split_identities
+    from faceedge.pipelines.dataset import identity_folders
 
     data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "identities"
     if not data.is_dir():

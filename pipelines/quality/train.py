@@ -25,9 +25,9 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from faceedge.edge.align import ALIGNED_SIZE
+from faceedge.edge.identity_split import HOLDOUT_FRACTION, split_identities
 from faceedge.edge.quality_io import LEVELS, quality_blob, score_from_probabilities, softmax
 from faceedge.pipelines.dataset import build_dataset, identity_folders
-from faceedge.edge.identity_split import HOLDOUT_FRACTION, split_identities
 from faceedge.pipelines.degrade import Degradation
 
 from . import grading

@@ -47,8 +47,8 @@ def run(args) -> int:
     import torch
 
     from faceedge.edge.detect import YuNetDetector
-    from faceedge.pipelines.dataset import identity_folders
     from faceedge.edge.identity_split import split_identities
+    from faceedge.pipelines.dataset import identity_folders
 
     from .data import PairSampler, load_sources
     from .export import cpu_latency_ms, export_onnx, parity

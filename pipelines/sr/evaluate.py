@@ -131,7 +131,8 @@ def run(args) -> int:
     # The high-resolution faces themselves: the rank-1 ceiling (PSNR/SSIM to themselves mean nothing).
     results["reference"] = _metrics(references, references, ref_embeddings, recognizer, **common, pixel=False)
     report = {
-        "data": str(args.data), "split": args.split, "holdout_fraction": args.holdout_fraction, "identities": evaluated, "probes": len(probes), "scale": scale,
+        "data": str(args.data), "split": args.split, "holdout_fraction": args.holdout_fraction,
+        "identities": evaluated, "probes": len(probes), "scale": scale,
         "probe_kind": "area-downsample" if args.clean else "seed-003 recipe", "model": resolver.name,
         "generator_cpu_ms_per_face_1thread": cpu_latency_ms(_model_path(args.model), resolver.lr_size),
         "load_average_1min": os.getloadavg()[0],

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from faceedge.edge.clip_writer import write_h264
-from faceedge.pipelines.dataset import _images, identity_folders, largest_face
 from faceedge.edge.identity_split import split_identities
+from faceedge.pipelines.dataset import _images, identity_folders, largest_face
 
 FPS = 25
 SIZE = (640, 360)
