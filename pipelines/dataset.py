@@ -59,16 +59,25 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def identities_on(root: str | Path, side: str, fraction: float = HOLDOUT_FRACTION, salt: str = "faceedge"
+def split_folders(root: str | Path, fraction: float = HOLDOUT_FRACTION, salt: str = "faceedge"
                   ) -> tuple[list[str], list[str]]:
-    """(the identity folder names of `root` on `side` of the split: "train", "test" (held out) or "all"; every name)."""
+    """(train, held-out) identity folder names of `root`, by the shared hash split."""
     from faceedge.edge.errors import ConfigError
 
     try:
         names = [folder.name for folder in identity_folders(root)]
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
-    train, held = split_identities(names, fraction, salt)
+    return split_identities(names, fraction, salt)
+
+
+def identities_on(root: str | Path, side: str, fraction: float = HOLDOUT_FRACTION, salt: str = "faceedge"
+                  ) -> tuple[list[str], list[str]]:
+    """(the identity folder names of `root` on `side` of the split: "train", "test" (held out) or "all"; every name)."""
+    from faceedge.edge.errors import ConfigError
+
+    train, held = split_folders(root, fraction, salt)
+    names = sorted(train + held)
     chosen = {"train": train, "test": held, "all": names}[side]
     if not chosen:
         raise ConfigError(f"--data {root}: the {side} split is empty ({len(names)} identities, "

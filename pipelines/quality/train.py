@@ -25,9 +25,9 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from faceedge.edge.align import ALIGNED_SIZE
-from faceedge.edge.identity_split import HOLDOUT_FRACTION, split_identities
+from faceedge.edge.identity_split import HOLDOUT_FRACTION
 from faceedge.edge.quality_io import LEVELS, quality_blob, score_from_probabilities, softmax
-from faceedge.pipelines.dataset import build_dataset, identity_folders
+from faceedge.pipelines.dataset import build_dataset, split_folders
 from faceedge.pipelines.degrade import Degradation
 
 from . import grading
@@ -69,8 +69,7 @@ def load_faces(cfg: TrainConfig, out: Path) -> dict[str, np.ndarray]:
         return dict(np.load(cache))
     from faceedge.edge.detect import YuNetDetector
 
-    names = [folder.name for folder in identity_folders(cfg.data)]
-    train_ids, heldout_ids = split_identities(names, cfg.holdout_fraction)
+    train_ids, heldout_ids = split_folders(cfg.data, cfg.holdout_fraction)
     detector = YuNetDetector()
     faces = {}
     for split, ids in (("train", train_ids), ("heldout", heldout_ids)):

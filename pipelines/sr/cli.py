@@ -6,7 +6,6 @@ import json
 import logging
 from pathlib import Path
 
-from faceedge.edge.errors import ConfigError
 from faceedge.edge.identity_split import HOLDOUT_FRACTION
 
 log = logging.getLogger(__name__)
@@ -47,8 +46,7 @@ def run(args) -> int:
     import torch
 
     from faceedge.edge.detect import YuNetDetector
-    from faceedge.edge.identity_split import split_identities
-    from faceedge.pipelines.dataset import identity_folders
+    from faceedge.pipelines.dataset import split_folders
 
     from .data import PairSampler, load_sources
     from .export import cpu_latency_ms, export_onnx, parity
@@ -57,11 +55,7 @@ def run(args) -> int:
     from .train import TrainConfig, Trainer, load_generator
 
     torch.set_num_threads(args.threads)
-    try:
-        names = [folder.name for folder in identity_folders(args.data)]
-    except FileNotFoundError as exc:
-        raise ConfigError(str(exc)) from exc
-    train_ids, held_out = split_identities(names, args.holdout_fraction)
+    train_ids, held_out = split_folders(args.data, args.holdout_fraction)
     log.info("training identities %s; held out %s", train_ids, held_out)
     sources = load_sources(args.data, YuNetDetector(), identities=train_ids)
     config = TrainConfig(
