@@ -68,6 +68,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.0,
                         help="training identities kept out of training (a second hash split) to validate "
                              "track choice on: groups of --group-size (at least 8) of one person's probes")
+    parser.add_argument("--quantization-aware-epochs", type=int, default=0,
+                        help="after training, epochs of quantisation-aware fine-tuning with int8 rounding "
+                             "simulated as the INT8 copy has it (pipelines/selection/qat.py); 0 skips it")
+    parser.add_argument("--quantization-aware-lr", type=float, default=2e-4,
+                        help="initial learning rate of the quantisation-aware epochs (cosine decay)")
+    parser.add_argument("--leading-float-layers", type=int, default=None,
+                        help="leading layers the INT8 copy keeps in float, left unrounded by the "
+                             "quantisation-aware epochs (default: inference.calibration.leading_float_layers)")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="make only shard I of N of the samples (samples.shard-I-of-N.npz) and stop")
     parser.add_argument("--merge-shards", nargs="+", type=Path, default=None, metavar="FILE",
@@ -123,6 +131,20 @@ def validate(net, validation, args, threshold: float) -> dict | None:
     figures.update(identities=len(set(validation.identities.tolist())), probes=len(validation.labels))
     log.info("validation: %s", figures)
     return figures
+
+
+def quantization_aware_fine_tune(net, samples, settings, args):
+    """(the fine-tuned float net, what the report says of it)."""
+    from faceedge.edge.config import CalibrationConfig
+    from faceedge.pipelines.selection.qat import fine_tune
+
+    leading = args.leading_float_layers
+    if leading is None:
+        leading = CalibrationConfig().leading_float_layers.get("selection", 1)
+    net, history = fine_tune(net, samples, settings, args.quantization_aware_epochs, args.quantization_aware_lr,
+                             leading, checkpoint=args.out / "quantization_aware.pt")
+    return net, {"epochs": args.quantization_aware_epochs, "lr": args.quantization_aware_lr,
+                 "leading_float_layers": leading, "epoch_losses": history}
 
 
 def run(args) -> int:
@@ -189,6 +211,9 @@ def run(args) -> int:
     leave_world(world)
     if world.rank != 0:
         return 0
+    quantization_aware = None
+    if args.quantization_aware_epochs > 0:
+        net, quantization_aware = quantization_aware_fine_tune(net, training, settings, args)
     parity_pick = np.random.default_rng(args.seed).choice(len(samples.aligned), 7, replace=False)
     parity = export_onnx(net, args.out / "selection.onnx", FACE_INPUT(samples.aligned[parity_pick]),
                          recognizer_metadata(recipe["recognizer"]))
@@ -198,7 +223,7 @@ def run(args) -> int:
         "split": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
         "recognizer": recipe["recognizer"], "samples": stats, "settings": asdict(settings),
         "processes": world.size, "distributed_backend": world.backend, "epoch_losses": history,
-        "onnx_parity_max_abs_diff": parity, "validation": validate(net, validation, args, threshold),
+        "quantization_aware": quantization_aware, "onnx_parity_max_abs_diff": parity, "validation": validate(net, validation, args, threshold),
         "seconds": round(time.perf_counter() - started, 1),
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=2))

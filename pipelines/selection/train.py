@@ -96,6 +96,20 @@ def epoch_groups(count: int, identities: np.ndarray | None, group_size: int,
     return [groups[i] for i in rng.permutation(len(groups))]
 
 
+def batch_loss(logits, labels, genuine, threshold: float, settings: TrainSettings):
+    """The training loss of one batch: SCE, plus the similarity pull and the within-track ranking where weighted."""
+    from faceedge.pipelines.selection.model import similarity_regression, symmetric_cross_entropy, within_track_ranking
+
+    loss = symmetric_cross_entropy(logits, labels, settings.alpha, settings.beta)
+    if settings.similarity_weight:
+        loss = loss + settings.similarity_weight * similarity_regression(logits, genuine, threshold,
+                                                                         settings.similarity_scale)
+    if settings.ranking_weight:
+        loss = loss + settings.ranking_weight * within_track_ranking(
+            logits, genuine, settings.group_size, settings.ranking_temperature, settings.similarity_scale)
+    return loss
+
+
 def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | None = None, progress: bool = True,
                 world: World | None = None):
     """Train from scratch or resume from `checkpoint`; returns (net on the CPU, per-epoch mean losses).
@@ -106,8 +120,7 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
     import torch
     import torch.distributed as dist
 
-    from faceedge.pipelines.selection.model import (SelectionNet, similarity_regression, symmetric_cross_entropy,
-                                                    within_track_ranking)
+    from faceedge.pipelines.selection.model import SelectionNet
 
     world = world or World()
     torch.set_num_threads(1)
@@ -152,16 +165,8 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
             flip = torch.from_numpy(flips[index]).to(world.device)
             batch = inputs[index].to(world.device)
             batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
-            logits = model(batch)
-            labels = targets[index].to(world.device)
-            loss = symmetric_cross_entropy(logits, labels, settings.alpha, settings.beta)
-            if settings.similarity_weight:
-                loss = loss + settings.similarity_weight * similarity_regression(
-                    logits, genuine[index].to(world.device), threshold, settings.similarity_scale)
-            if settings.ranking_weight:
-                loss = loss + settings.ranking_weight * within_track_ranking(
-                    logits, genuine[index].to(world.device), settings.group_size, settings.ranking_temperature,
-                    settings.similarity_scale)
+            loss = batch_loss(model(batch), targets[index].to(world.device), genuine[index].to(world.device),
+                              threshold, settings)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

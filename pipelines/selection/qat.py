@@ -1,0 +1,157 @@
+"""Quantisation-aware fine-tuning of a trained selection model.
+
+Post-training INT8 (calibration/quantize.py) rounds the weights per output channel to symmetric int8 and each
+quantised layer's input activations to uint8 over a calibrated range; the flips of a track's best face come from
+that rounding (docs/decisions/011-selection-int8-layout.md). Here the trained net's batch norms are folded into
+its convolutions, and it trains a few more epochs with the same rounding simulated where the INT8 copy will have
+it (every convolution after the `leading_float` float ones; the head stays in float, as `float_nodes` keeps it),
+straight-through in the backward pass. The result is a plain float net: the same calibration then quantises it,
+so nothing in the runtime or the INT8 build changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from tqdm import tqdm
+
+from faceedge.edge.face_input import SELECTION_INPUT as FACE_INPUT
+
+from .samples import Samples
+from .train import TrainSettings, batch_loss, epoch_groups
+
+log = logging.getLogger(__name__)
+
+UINT8 = (0, 255)
+INT8_WEIGHTS = (-127, 127)  # symmetric, as ONNX Runtime's per-channel weights
+
+
+class ActivationRounding(nn.Module):
+    """uint8 over a running [min, max] of the activations it has seen (averaged, as a calibrator's range is)."""
+
+    def __init__(self, momentum: float = 0.01):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("low", torch.tensor(float("nan")))
+        self.register_buffer("high", torch.tensor(float("nan")))
+        self.enabled = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if self.training:
+            with torch.no_grad():
+                low, high = x.min().clamp(max=0.0), x.max().clamp(min=0.0)
+                if torch.isnan(self.low):
+                    self.low.copy_(low), self.high.copy_(high)
+                else:
+                    self.low.lerp_(low, self.momentum), self.high.lerp_(high, self.momentum)
+        scale = float(max((self.high - self.low).item(), 1e-8)) / (UINT8[1] - UINT8[0])
+        zero_point = int(np.clip(round(-self.low.item() / scale), *UINT8))
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, *UINT8)
+
+
+class RoundedConv(nn.Module):
+    """A folded convolution whose weights are rounded per output channel and whose input is rounded to uint8."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.conv = conv
+        self.input_rounding = ActivationRounding()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.input_rounding.enabled:
+            return self.conv(x)
+        weight = self.conv.weight
+        scale = (weight.detach().abs().amax(dim=(1, 2, 3)).clamp(min=1e-8) / INT8_WEIGHTS[1]).float()
+        zero_point = torch.zeros(len(scale), dtype=torch.int32)
+        rounded = torch.fake_quantize_per_channel_affine(weight, scale, zero_point, 0, *INT8_WEIGHTS)
+        return self.conv._conv_forward(self.input_rounding(x), rounded, self.conv.bias)
+
+
+class QuantAwareSelectionNet(nn.Module):
+    """A trained `SelectionNet` with folded batch norms; `simulate(False)` makes it the plain float net again."""
+
+    def __init__(self, net: nn.Module, leading_float: int):
+        super().__init__()
+        net = copy.deepcopy(net).eval()
+        blocks = []
+        for index, (conv, batch_norm, relu) in enumerate(net.features):
+            folded = fuse_conv_bn_eval(conv, batch_norm)
+            blocks.append(nn.Sequential(folded if index < leading_float else RoundedConv(folded), relu))
+        self.features = nn.Sequential(*blocks)
+        # The last quantised layer's output is rounded too before the float head reads it.
+        self.output_rounding = ActivationRounding() if leading_float < len(blocks) else nn.Identity()
+        self.head = net.head
+
+    def simulate(self, enabled: bool) -> "QuantAwareSelectionNet":
+        for module in self.modules():
+            if isinstance(module, ActivationRounding):
+                module.enabled = enabled
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.output_rounding(self.features(x))).squeeze(1)
+
+
+def fine_tune(net: nn.Module, samples: Samples, settings: TrainSettings, epochs: int, lr: float,
+              leading_float: int, checkpoint: Path | None = None, progress: bool = True
+              ) -> tuple[QuantAwareSelectionNet, list[float]]:
+    """`epochs` of quantisation-aware training from the trained `net` (cosine decay from `lr`), checkpointed
+    after every epoch (a rerun resumes); returns the float net (simulation off, eval mode) and the epoch losses."""
+    torch.set_num_threads(1)
+    torch.manual_seed(settings.seed)
+    model = QuantAwareSelectionNet(net, leading_float)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    history, start = [], 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start = state["history"], state["epoch"]
+        log.info("quantisation-aware training resumed from %s at epoch %d", checkpoint, start)
+    inputs = torch.from_numpy(FACE_INPUT(samples.aligned))
+    targets = torch.from_numpy(samples.labels.astype(np.int64))
+    genuine = torch.from_numpy(samples.genuine_similarity.astype(np.float32))
+    threshold = samples.stats["threshold"]
+    per_batch = max(1, settings.batch_size // settings.group_size)
+    started = time.perf_counter()
+    for epoch in range(start, epochs):
+        model.train()
+        # Its own stream: the float training's epochs drew [seed, 0..epochs-1].
+        rng = np.random.default_rng([settings.seed, 1000 + epoch])
+        groups = epoch_groups(len(inputs), samples.identities, settings.group_size, rng)
+        flips = torch.from_numpy(rng.random(len(inputs)) < 0.5)
+        total = count = 0.0
+        bar = tqdm(range(0, len(groups), per_batch), desc=f"quantisation-aware {epoch + 1}/{epochs}", unit="batch",
+                   disable=not progress)
+        for begin in bar:
+            index = np.concatenate(groups[begin:begin + per_batch])
+            batch = torch.where(flips[index][:, None, None, None], inputs[index].flip(3), inputs[index])
+            loss = batch_loss(model(batch), targets[index], genuine[index], threshold, settings)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item() * len(index), count + len(index)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        scheduler.step()
+        history.append(total / count)
+        if checkpoint is not None:
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "history": history, "epoch": epoch + 1}, tmp)
+            os.replace(tmp, checkpoint)
+        per_epoch = (time.perf_counter() - started) / (epoch + 1 - start)
+        log.info("quantisation-aware epoch %d/%d: loss %.4f, %.1f s per epoch, about %.1f min left", epoch + 1,
+                 epochs, history[-1], per_epoch, per_epoch * (epochs - epoch - 1) / 60)
+    return model.simulate(False).eval(), history
