@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ConfigError
-from .recognize import SFaceRecognizer
+from .recognize import SFaceRecognizer, embed_in_batches
 
 ONNX_INPUTS = ("arcface", "rgb255")
 # dlib's documented same-person euclidean distance for dlib_face_recognition_resnet_model_v1.
@@ -139,6 +139,9 @@ class OnnxRecognizer:
         self.input_name = self.backend.input_names[0]
 
     def embed(self, faces) -> np.ndarray:
+        return embed_in_batches(self._embed_batch, faces)
+
+    def _embed_batch(self, faces: np.ndarray) -> np.ndarray:
         from .face_input import sface_input
 
         blob = sface_input(faces)
@@ -193,10 +196,10 @@ class DlibRecognizer:
         return self._dlib.get_face_chip(rgb, self.predictor(rgb, self.box), DLIB_CHIP_SIZE, DLIB_CHIP_PADDING)
 
     def embed(self, faces) -> np.ndarray:
-        batch = np.asarray(faces)
-        if batch.ndim == 3:
-            batch = batch[None]
-        return np.array(self.model.compute_face_descriptor([self.chip(f) for f in batch]), np.float32)
+        return embed_in_batches(self._embed_batch, faces)
+
+    def _embed_batch(self, faces: np.ndarray) -> np.ndarray:
+        return np.array(self.model.compute_face_descriptor([self.chip(f) for f in faces]), np.float32)
 
     @staticmethod
     def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:

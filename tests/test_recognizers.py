@@ -127,3 +127,18 @@ def test_trained_model_records_its_recognizer(tmp_path):
     bare = tmp_path / "bare.onnx"
     export_onnx(SelectionNet(width=8).eval(), bare, FACE_INPUT(np.zeros((2, 112, 112, 3), np.uint8)))
     assert LearnedScorer("selection", str(bare), FACE_INPUT).trained_for is None
+
+
+def test_recognisers_embed_many_faces_in_bounded_batches(tmp_path):
+    """However many faces come, one inference sees at most EMBED_BATCH of them, and the rows are the same."""
+    from faceedge.edge.recognize import EMBED_BATCH
+
+    recognizer = open_recognizer(f"onnx:{_mean_colour_model(tmp_path / 'mean.onnx')},threshold=0.3")
+    seen = []
+    run = recognizer.backend.run
+    recognizer.backend.run = lambda feeds: (seen.append(len(next(iter(feeds.values())))), run(feeds))[1]
+    faces = np.random.default_rng(0).integers(0, 256, (2 * EMBED_BATCH + 5, 112, 112, 3), dtype=np.uint8)
+    together = recognizer.embed(faces)
+    assert seen == [EMBED_BATCH, EMBED_BATCH, 5]
+    one_by_one = np.concatenate([recognizer.embed(face) for face in faces[:7]])
+    assert together.shape == (len(faces), 3) and np.allclose(together[:7], one_by_one, atol=1e-6)

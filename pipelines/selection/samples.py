@@ -22,10 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from faceedge.edge.errors import ConfigError
+from faceedge.edge.recognize import EMBED_BATCH
 from faceedge.pipelines.selection.labels import case_counts, four_case_labels, has_genuine_mate, match_gallery
 from faceedge.pipelines.selection.probes import MIN_FACE, Probe, ProbeMaker
-
-EMBED_BATCH = 64
 
 
 @dataclass
@@ -58,8 +57,8 @@ class LabelledProbes:
     stats: dict = field(default_factory=dict)
 
 
-def embed_all(recognizer, faces: list[np.ndarray], batch: int = EMBED_BATCH) -> np.ndarray:
-    return np.concatenate([recognizer.embed(np.stack(faces[i:i + batch])) for i in range(0, len(faces), batch)])
+def embed_all(recognizer, faces: list[np.ndarray]) -> np.ndarray:
+    return recognizer.embed(np.stack(faces))
 
 
 def make_gallery(records, recognizer) -> Gallery:

@@ -15,9 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from faceedge.edge.align import align_face
+from faceedge.edge.recognize import EMBED_BATCH
 from faceedge.edge.source import detector_shape
-
-EMBED_BATCH = 64
 
 
 @dataclass
