@@ -57,7 +57,7 @@ def _torch_restorer(path: str):
 
 def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.ndarray, recognizer,
              probe_ids: list[str], gallery: np.ndarray, gallery_ids: list[str], gallery_keys: list,
-             probe_keys: list, pixel: bool = True) -> dict:
+             probe_keys: list, desc: str, pixel: bool = True) -> dict:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     from faceedge.pipelines.selection.labels import has_genuine_mate, match_gallery
@@ -67,7 +67,7 @@ def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.nd
         psnr = float(np.mean([peak_signal_noise_ratio(r, o, data_range=255) for r, o in zip(references, restored)]))
         ssim = float(np.mean([structural_similarity(r, o, channel_axis=2, data_range=255)
                               for r, o in zip(references, restored)]))
-    embeddings = recognizer.embed(restored)
+    embeddings = _embed(recognizer, restored, desc)
     cosines = (embeddings * ref_embeddings).sum(axis=1)
     # Only probes whose identity has another photo in the gallery can be identified.
     ranked = has_genuine_mate(probe_ids, probe_keys, gallery_ids, gallery_keys)
@@ -119,7 +119,7 @@ def run(args) -> int:
             methods["teacher"] = SuperResolver(args.teacher, _cpu_inference()).restore
 
     recognizer = SFaceRecognizer(threads=1)
-    gallery = recognizer.embed(faces)
+    gallery = _embed(recognizer, faces, "gallery")
     references = faces[probes]
     ref_embeddings = gallery[probes]
     common = dict(probe_ids=[identities[i] for i in probes], gallery=gallery, gallery_ids=identities,
@@ -127,9 +127,10 @@ def run(args) -> int:
     outputs, results = {}, {}
     for name, restore in methods.items():
         outputs[name] = restore(lows)
-        results[name] = _metrics(outputs[name], references, ref_embeddings, recognizer, **common)
+        results[name] = _metrics(outputs[name], references, ref_embeddings, recognizer, **common, desc=name)
     # The high-resolution faces themselves: the rank-1 ceiling (PSNR/SSIM to themselves mean nothing).
-    results["reference"] = _metrics(references, references, ref_embeddings, recognizer, **common, pixel=False)
+    results["reference"] = _metrics(references, references, ref_embeddings, recognizer, **common, desc="reference",
+                                    pixel=False)
     report = {
         "data": str(args.data), "split": args.split, "holdout_fraction": args.holdout_fraction,
         "identities": evaluated, "probes": len(probes), "scale": scale,
@@ -150,6 +151,16 @@ def run(args) -> int:
     if args.grid:
         _save_grid(args.grid, lows, outputs, references)
     return 0
+
+
+def _embed(recognizer, faces: np.ndarray, desc: str) -> np.ndarray:
+    """Embeddings of `faces` with a progress bar (thousands of faces take minutes on one thread)."""
+    from tqdm import tqdm
+
+    from faceedge.edge.recognize import EMBED_BATCH
+
+    return np.concatenate([recognizer.embed(faces[i:i + EMBED_BATCH])
+                           for i in tqdm(range(0, len(faces), EMBED_BATCH), desc=f"embedding {desc}", unit="batch")])
 
 
 def _cpu_inference():
