@@ -3,7 +3,9 @@
 - output error: max and mean absolute difference, and relative L2 (||int8 - fp32|| / ||fp32||);
 - score rank correlation: Spearman over every item's score (first output, first column);
 - best face: fraction of tracks whose top-scored crop is the same under both models, with its
-  95 % Wilson interval (a 60-track report cannot tell 0.95 from 0.99 apart);
+  95 % Wilson interval (a 60-track report cannot tell 0.95 from 0.99 apart), and what a flip costs:
+  FP32's score of its own best crop minus its score of the crop INT8 picked, against FP32's margin
+  between its best and second-best crop over all tracks (both in the model's output units);
 - detector: fraction of FP32 detections the INT8 model reproduces (IoU >= 0.5), and vice versa.
 """
 
@@ -32,6 +34,22 @@ def best_face_kept(ref_scores: np.ndarray, test_scores: np.ndarray, tracks: list
     return [bool(np.argmax(ref_scores[t]) == np.argmax(test_scores[t])) for t in tracks if len(t) > 1]
 
 
+def flip_cost(ref_scores: np.ndarray, test_scores: np.ndarray, tracks: list[list[int]]) -> dict:
+    """Reference-score gaps: of each flipped track (its best crop minus the test model's pick), and of every
+    track's best over its second best, so that a flip reads as a near tie or as a real loss."""
+    margins, flips = [], []
+    for track in (np.asarray(t) for t in tracks if len(t) > 1):
+        ref, picked = ref_scores[track], int(np.argmax(test_scores[track]))
+        first, second = np.sort(ref)[::-1][:2]
+        margins.append(float(first - second))
+        if picked != int(np.argmax(ref)):
+            flips.append(float(first - ref[picked]))
+    report = {"fp32_margin_median": float(np.median(margins))} if margins else {}
+    if flips:
+        report.update(flip_fp32_gap_median=float(np.median(flips)), flip_fp32_gap_max=max(flips))
+    return report
+
+
 def wilson_interval(kept: int, total: int) -> list[float]:
     interval = binomtest(kept, total).proportion_ci(confidence_level=0.95, method="wilson")
     return [float(interval.low), float(interval.high)]
@@ -50,6 +68,7 @@ def score_agreement(ref: list[np.ndarray], test: list[np.ndarray], tracks: list[
             report["best_face_kept"] = sum(kept)
             report["best_face"] = report["best_face_kept"] / len(kept)
             report["best_face_interval95"] = wilson_interval(report["best_face_kept"], len(kept))
+            report.update(flip_cost(ref_scores, test_scores, tracks))
     return report
 
 

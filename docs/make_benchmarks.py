@@ -149,6 +149,10 @@ def _agreement(report: dict) -> str:
         low, high = report["best_face_interval95"]
         parts.append(f"best face {report['best_face_kept']} of {report['tracks']} tracks "
                      f"({num(report['best_face'])}, 95 % {num(low)}-{num(high)})")
+        if "flip_fp32_gap_median" in report:
+            parts.append(f"a flip costs FP32 {num(report['flip_fp32_gap_median'])} of score at the median "
+                         f"(max {num(report['flip_fp32_gap_max'])}; FP32's median best-over-second margin "
+                         f"{num(report['fp32_margin_median'])})")
     if "psnr_db" in report:
         parts.append(f"PSNR {num(report['psnr_db'], 2)} dB")
     return "; ".join(parts)

@@ -311,6 +311,9 @@ def test_best_face_agreement_counts_tracks_and_gives_a_wilson_interval():
     int8 = np.array([0.1, 0.8, 0.75, 0.7, 0.2, 0.3, 0.4])
     report = score_agreement([fp32], [int8], [[0, 1], [2, 3, 4], [5]])
     assert report["tracks"] == 2 and report["best_face_kept"] == 1 and report["best_face"] == 0.5
+    # The flip lost 0.7 - 0.5 of FP32's score; FP32's best-over-second margins are 0.8 and 0.2.
+    assert report["flip_fp32_gap_median"] == pytest.approx(0.2) and report["flip_fp32_gap_max"] == pytest.approx(0.2)
+    assert report["fp32_margin_median"] == pytest.approx(0.5)
     # Wilson 95 %: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), p = 0.5, n = 2, z = 1.96
     z, n, p = 1.959964, 2, 0.5
     half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2))
