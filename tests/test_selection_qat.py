@@ -15,11 +15,6 @@ from faceedge.pipelines.selection.train import TrainSettings, batch_loss, export
 from test_selection import _toy_samples  # noqa: E402
 
 
-def _trained_net(samples, settings):
-    net, _ = train_model(samples, settings, progress=False)
-    return net
-
-
 def test_folded_net_without_rounding_is_the_trained_net_and_rounds_only_after_the_float_layers():
     torch.manual_seed(0)
     net = SelectionNet(width=8)
@@ -47,7 +42,7 @@ def test_folded_net_without_rounding_is_the_trained_net_and_rounds_only_after_th
 def test_quantization_aware_epochs_lower_the_rounded_loss_resume_and_export(tmp_path):
     samples = _toy_samples(96)
     settings = TrainSettings(epochs=3, batch_size=32, lr=3e-3, seed=0, width=8)
-    net = _trained_net(samples, settings)
+    net, _ = train_model(samples, settings, progress=False)
     inputs = torch.from_numpy(FACE_INPUT(samples.aligned))
     labels = torch.from_numpy(samples.labels.astype(np.int64))
     genuine = torch.from_numpy(samples.genuine_similarity.astype(np.float32))

@@ -223,7 +223,8 @@ def run(args) -> int:
         "split": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
         "recognizer": recipe["recognizer"], "samples": stats, "settings": asdict(settings),
         "processes": world.size, "distributed_backend": world.backend, "epoch_losses": history,
-        "quantization_aware": quantization_aware, "onnx_parity_max_abs_diff": parity, "validation": validate(net, validation, args, threshold),
+        "quantization_aware": quantization_aware, "onnx_parity_max_abs_diff": parity,
+        "validation": validate(net, validation, args, threshold),
         "seconds": round(time.perf_counter() - started, 1),
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=2))

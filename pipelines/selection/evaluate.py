@@ -192,7 +192,7 @@ def paired_difference(scores_a: np.ndarray, scores_b: np.ndarray, failures: np.n
 def run(args) -> int:
     from faceedge.edge.recognizers import describe
     from faceedge.pipelines.dataset import FrontalFilter, build_dataset
-    from faceedge.pipelines.selection.samples import (BlockMaker, ProbeBlock, embed_all, label_blocks, make_blocks,
+    from faceedge.pipelines.selection.samples import (BlockMaker, ProbeBlock, label_blocks, make_blocks,
                                              make_gallery, probe_records)
 
     identities, _ = split_of(args, args.split)
@@ -215,7 +215,7 @@ def run(args) -> int:
             views = _views(image, record, block_maker.maker, args.track_length, [args.seed + 2000, index, t])
             if views:
                 track_blocks.append(ProbeBlock(len(track_blocks), views, np.arange(len(views)),
-                                               embed_all(recognizer, [v.aligned for v in views])))
+                                               recognizer.embed(np.stack([v.aligned for v in views]))))
     track = label_blocks(track_blocks, gallery, recognizer, threshold, desc="labelling tracks")
     ends = np.cumsum([len(b.probes) for b in track_blocks])
     tracks = [np.arange(end - len(b.probes), end) for b, end in zip(track_blocks, ends)]

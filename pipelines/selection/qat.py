@@ -12,23 +12,16 @@ so nothing in the runtime or the INT8 build changes.
 from __future__ import annotations
 
 import copy
-import logging
-import os
-import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from tqdm import tqdm
-
-from faceedge.edge.face_input import SELECTION_INPUT as FACE_INPUT
 
 from .samples import Samples
-from .train import TrainSettings, batch_loss, epoch_groups
-
-log = logging.getLogger(__name__)
+from .train import TrainSettings, train_model
 
 UINT8 = (0, 255)
 INT8_WEIGHTS = (-127, 127)  # symmetric, as ONNX Runtime's per-channel weights
@@ -105,53 +98,10 @@ class QuantAwareSelectionNet(nn.Module):
 def fine_tune(net: nn.Module, samples: Samples, settings: TrainSettings, epochs: int, lr: float,
               leading_float: int, checkpoint: Path | None = None, progress: bool = True
               ) -> tuple[QuantAwareSelectionNet, list[float]]:
-    """`epochs` of quantisation-aware training from the trained `net` (cosine decay from `lr`), checkpointed
-    after every epoch (a rerun resumes); returns the float net (simulation off, eval mode) and the epoch losses."""
-    torch.set_num_threads(1)
-    torch.manual_seed(settings.seed)
-    model = QuantAwareSelectionNet(net, leading_float)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    history, start = [], 0
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, start = state["history"], state["epoch"]
-        log.info("quantisation-aware training resumed from %s at epoch %d", checkpoint, start)
-    inputs = torch.from_numpy(FACE_INPUT(samples.aligned))
-    targets = torch.from_numpy(samples.labels.astype(np.int64))
-    genuine = torch.from_numpy(samples.genuine_similarity.astype(np.float32))
-    threshold = samples.stats["threshold"]
-    per_batch = max(1, settings.batch_size // settings.group_size)
-    started = time.perf_counter()
-    for epoch in range(start, epochs):
-        model.train()
-        # Its own stream: the float training's epochs drew [seed, 0..epochs-1].
-        rng = np.random.default_rng([settings.seed, 1000 + epoch])
-        groups = epoch_groups(len(inputs), samples.identities, settings.group_size, rng)
-        flips = torch.from_numpy(rng.random(len(inputs)) < 0.5)
-        total = count = 0.0
-        bar = tqdm(range(0, len(groups), per_batch), desc=f"quantisation-aware {epoch + 1}/{epochs}", unit="batch",
-                   disable=not progress)
-        for begin in bar:
-            index = np.concatenate(groups[begin:begin + per_batch])
-            batch = torch.where(flips[index][:, None, None, None], inputs[index].flip(3), inputs[index])
-            loss = batch_loss(model(batch), targets[index], genuine[index], threshold, settings)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total, count = total + loss.item() * len(index), count + len(index)
-            bar.set_postfix(loss=f"{total / count:.4f}")
-        scheduler.step()
-        history.append(total / count)
-        if checkpoint is not None:
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "history": history, "epoch": epoch + 1}, tmp)
-            os.replace(tmp, checkpoint)
-        per_epoch = (time.perf_counter() - started) / (epoch + 1 - start)
-        log.info("quantisation-aware epoch %d/%d: loss %.4f, %.1f s per epoch, about %.1f min left", epoch + 1,
-                 epochs, history[-1], per_epoch, per_epoch * (epochs - epoch - 1) / 60)
+    """`epochs` of quantisation-aware training from the trained `net` (cosine decay from `lr`) by the float
+    training's own loop, checkpointed after every epoch (a rerun resumes); returns the float net (simulation off,
+    eval mode) and the epoch losses."""
+    # Epoch streams of their own: the float training's epochs drew [seed, 0..epochs-1].
+    model, history = train_model(samples, replace(settings, epochs=epochs, lr=lr), checkpoint, progress,
+                                 initial=QuantAwareSelectionNet(net, leading_float), epoch_stream=1000)
     return model.simulate(False).eval(), history

@@ -57,14 +57,14 @@ class LabelledProbes:
     stats: dict = field(default_factory=dict)
 
 
-def embed_all(recognizer, faces: list[np.ndarray]) -> np.ndarray:
-    return recognizer.embed(np.stack(faces))
+def embed_with_progress(recognizer, faces: list[np.ndarray] | np.ndarray, desc: str) -> np.ndarray:
+    """Embeddings of `faces` with a progress bar: thousands of faces take minutes on one thread."""
+    return np.concatenate([recognizer.embed(np.stack(faces[i:i + EMBED_BATCH]))
+                           for i in tqdm(range(0, len(faces), EMBED_BATCH), desc=desc, unit="batch")])
 
 
 def make_gallery(records, recognizer) -> Gallery:
-    faces = [r.aligned for r in records]
-    embeddings = np.concatenate([recognizer.embed(np.stack(faces[i:i + EMBED_BATCH]))
-                                 for i in tqdm(range(0, len(faces), EMBED_BATCH), desc="gallery", unit="batch")])
+    embeddings = embed_with_progress(recognizer, [r.aligned for r in records], "gallery")
     return Gallery(embeddings, [r.identity for r in records], [str(r.path) for r in records])
 
 
@@ -94,7 +94,7 @@ class BlockMaker:
             if probe is not None:
                 probes.append(probe)
                 attempts.append(attempt)
-        embeddings = (embed_all(self.recognizer, [p.aligned for p in probes]) if probes
+        embeddings = (self.recognizer.embed(np.stack([p.aligned for p in probes])) if probes
                       else np.empty((0, 0), np.float32))
         return ProbeBlock(index, probes, np.array(attempts, np.int64), embeddings)
 

@@ -111,8 +111,9 @@ def batch_loss(logits, labels, genuine, threshold: float, settings: TrainSetting
 
 
 def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | None = None, progress: bool = True,
-                world: World | None = None):
-    """Train from scratch or resume from `checkpoint`; returns (net on the CPU, per-epoch mean losses).
+                world: World | None = None, initial=None, epoch_stream: int = 0):
+    """Train from scratch (or on from the module `initial`), or resume from `checkpoint`; returns (net on the CPU,
+    per-epoch mean losses). Epoch e draws its order from the random stream [seed, epoch_stream + e].
 
     In a world of several processes each takes every size-th face of each global batch; the epoch losses
     are the mean over all processes' faces, and rank 0 writes the checkpoint.
@@ -129,7 +130,7 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
     targets = torch.from_numpy(samples.labels.astype(np.int64))
     genuine = torch.from_numpy(samples.genuine_similarity.astype(np.float32))
     threshold = samples.stats["threshold"]
-    net = SelectionNet(settings.width).to(world.device)
+    net = (initial if initial is not None else SelectionNet(settings.width)).to(world.device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     history, start = [], 0
@@ -152,7 +153,7 @@ def train_model(samples: Samples, settings: TrainSettings, checkpoint: Path | No
     started = time.perf_counter()
     for epoch in range(start, settings.epochs):
         model.train()
-        rng = np.random.default_rng([settings.seed, epoch])
+        rng = np.random.default_rng([settings.seed, epoch_stream + epoch])
         groups = epoch_groups(len(inputs), samples.identities, settings.group_size, rng)
         flips = rng.random(len(inputs)) < 0.5  # a mirrored face is as recognisable
         # A global batch too small to give every process a group is left out (only ever an epoch's last one).

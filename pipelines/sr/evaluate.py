@@ -61,13 +61,14 @@ def _metrics(restored: np.ndarray, references: np.ndarray, ref_embeddings: np.nd
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     from faceedge.pipelines.selection.labels import has_genuine_mate, match_gallery
+    from faceedge.pipelines.selection.samples import embed_with_progress
 
     psnr = ssim = None
     if pixel:
         psnr = float(np.mean([peak_signal_noise_ratio(r, o, data_range=255) for r, o in zip(references, restored)]))
         ssim = float(np.mean([structural_similarity(r, o, channel_axis=2, data_range=255)
                               for r, o in zip(references, restored)]))
-    embeddings = _embed(recognizer, restored, desc)
+    embeddings = embed_with_progress(recognizer, restored, desc)
     cosines = (embeddings * ref_embeddings).sum(axis=1)
     # Only probes whose identity has another photo in the gallery can be identified.
     ranked = has_genuine_mate(probe_ids, probe_keys, gallery_ids, gallery_keys)
@@ -84,6 +85,7 @@ def run(args) -> int:
     from faceedge.edge.recognize import SFaceRecognizer
     from faceedge.pipelines.dataset import identities_on
     from faceedge.pipelines.degrade import Degradation
+    from faceedge.pipelines.selection.samples import embed_with_progress
 
     from .data import HR_SIZE, SR_STEPS, load_sources
     from .export import cpu_latency_ms
@@ -119,7 +121,7 @@ def run(args) -> int:
             methods["teacher"] = SuperResolver(args.teacher, _cpu_inference()).restore
 
     recognizer = SFaceRecognizer(threads=1)
-    gallery = _embed(recognizer, faces, "gallery")
+    gallery = embed_with_progress(recognizer, faces, "gallery")
     references = faces[probes]
     ref_embeddings = gallery[probes]
     common = dict(probe_ids=[identities[i] for i in probes], gallery=gallery, gallery_ids=identities,
@@ -151,16 +153,6 @@ def run(args) -> int:
     if args.grid:
         _save_grid(args.grid, lows, outputs, references)
     return 0
-
-
-def _embed(recognizer, faces: np.ndarray, desc: str) -> np.ndarray:
-    """Embeddings of `faces` with a progress bar (thousands of faces take minutes on one thread)."""
-    from tqdm import tqdm
-
-    from faceedge.edge.recognize import EMBED_BATCH
-
-    return np.concatenate([recognizer.embed(faces[i:i + EMBED_BATCH])
-                           for i in tqdm(range(0, len(faces), EMBED_BATCH), desc=f"embedding {desc}", unit="batch")])
 
 
 def _cpu_inference():
