@@ -2,7 +2,9 @@
 
 The two modes alternate for `repeats` rounds and each round yields one ratio; the
 reported figures are medians, so a burst of load on a shared machine moves one round,
-not the result.
+not the result. With `against` overrides, each round also runs the pipeline with them
+right after the base pipeline, and the median of their per-round frames/s ratio says
+what the change costs.
 """
 
 from __future__ import annotations
@@ -59,15 +61,20 @@ def full_pipeline(url: str, frames: int, overrides: list[str]) -> tuple[float, M
     return counted / elapsed, metrics, counted
 
 
-def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: int = 3) -> dict:
+def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: int = 3,
+              against: list[str] = ()) -> dict:
     config = load_config(None, list(overrides))
     decoder_threads = decoder_thread_count(config.source.decoder_threads, 1)  # what the pipeline gives one stream
     rounds, samples, counted = [], {}, 0
     for _ in range(repeats):
         decode_fps = decode_only(url, frames, decoder_threads)
         pipeline_fps, metrics, frames_timed = full_pipeline(url, frames, list(overrides))
-        rounds.append({"decode_only_fps": round(decode_fps, 1), "pipeline_fps": round(pipeline_fps, 1),
-                       "ratio": round(pipeline_fps / decode_fps, 3)})
+        row = {"decode_only_fps": round(decode_fps, 1), "pipeline_fps": round(pipeline_fps, 1),
+               "ratio": round(pipeline_fps / decode_fps, 3)}
+        if against:
+            against_fps, _, _ = full_pipeline(url, frames, [*overrides, *against])
+            row.update(against_fps=round(against_fps, 1), against_ratio=round(against_fps / pipeline_fps, 3))
+        rounds.append(row)
         counted += frames_timed
         for stage, values in metrics.samples.items():
             samples.setdefault(stage, []).extend(values)
@@ -77,7 +84,7 @@ def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: i
         for stage, values in sorted(samples.items())
     }
     median = lambda key: float(np.median([r[key] for r in rounds]))  # noqa: E731
-    return {
+    result = {
         "input": url,
         "frames": counted,
         "repeats": repeats,
@@ -89,3 +96,7 @@ def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: i
         "decoder_threads": decoder_threads,
         "stages": stages,
     }
+    if against:
+        result.update(against=list(against), against_fps=round(median("against_fps"), 1),
+                      against_ratio=round(median("against_ratio"), 3))
+    return result

@@ -40,9 +40,9 @@ class CutDetector:
         return dissimilarity(previous, current) >= self.threshold
 
 
-def thumbnail_signature(image: np.ndarray) -> np.ndarray:
-    """BGR (or grey) frame -> normalised grey thumbnail, flattened; all zeros when the frame is flat."""
-    small = cv2.resize(image, THUMBNAIL, interpolation=cv2.INTER_AREA)
+def thumbnail_signature(image: np.ndarray, size: tuple[int, int] = THUMBNAIL) -> np.ndarray:
+    """BGR (or grey) image -> normalised grey thumbnail of `size` (width, height), flattened; all zeros when flat."""
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     grey = (cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small).astype(np.float32).ravel()
     std = float(grey.std())
     if std < FLAT_STD:

@@ -1,32 +1,39 @@
 """One track, one person: the recognizer checks that a track's faces stay the same identity.
 
 The tracker follows landmarks, so it can hand a track to someone else: a face is lost and
-another appears where it was, or two paths cross. Each track keeps a reference: the
-recognizer's embedding of its verified best face. Only identifiable faces are embedded
-(score >= `min_score`; for the selection scorer that is the probability that SFace
-identifies the face), and a track has a check due once every `interval` of its frames, or
-at once when the tracker matched it again after frames unseen (`resumed`: the face it lost
-may be gone and someone else where it was). A due check embeds one face:
+another appears where it was, one person steps in front of another, two paths cross, or a cut
+goes unnoticed. Each of these changes the face the track is offered from one frame to the next,
+so a check is due when:
 
-- after a resumption, the frame's candidate: the face that is maybe someone else;
-- else the track's best, if it changed since it was last verified: so the published face
-  is always one that agrees with the track;
-- else the frame's candidate: an intruder whose faces never beat the best is found too.
+- the track's face changed: the offered face's aligned 8x8 grey thumbnail, normalised for
+  brightness and contrast, has `1 - correlation >= face_change` with each of the track's last
+  `FACE_HISTORY` offered faces (the shot-cut measure of edge/cuts.py, applied to the face; the
+  background behind a face is much the same for whoever stands there, so colour tells people
+  apart less well than structure). Against one previous face, a hand or another head passing
+  over it fires twice, coming and going; against a few, once;
+- optionally, every `interval` of the track's frames.
 
-A face whose cosine to the reference is below `min_cosine` is someone else, and the
-pipeline splits the track there: the old part ends with its last verified best (an
-unverified best that disagreed never stands for it) and the new part gets its own id.
-The cost is one embedding per track per `interval` frames, plus one for each track's first
-identifiable best and one per resumption. Between two checks a track can take in at most
-`interval - 1` of an intruder's frames; they count as frames seen, never as its face.
+A due check embeds the frame's face once it is identifiable (score >= `min_score`; for the
+selection scorer that is the probability that SFace identifies it); until then it stays due.
+The track's reference is the recognizer's embedding of its best face, taken at its first check
+(from the frames before the change), so without `interval` a track that never changes costs nothing. A face
+whose cosine to the reference is below `min_cosine` is someone else, and the pipeline splits the
+track there: the old part ends with its best face (re-checked first when it was taken after the
+reference, and replaced by the reference's face when it disagrees), and the new part starts
+from the face that disagreed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+from .cuts import dissimilarity, thumbnail_signature
+
+FACE_THUMBNAIL = (8, 8)
+FACE_HISTORY = 4
 
 
 class Recognizer(Protocol):
@@ -35,35 +42,44 @@ class Recognizer(Protocol):
 
 @dataclass
 class TrackIdentity:
-    reference: np.ndarray | None = None  # embedding of the track's verified best face
+    reference: np.ndarray | None = None  # embedding of the track's verified face
     verified: tuple | None = None  # (candidate, score, rejected) of that face
-    since_check: int = 0  # the track's frames since its last due check
-    recheck: bool = False  # resumed after frames unseen: a check is due now
+    signatures: list[np.ndarray] = field(default_factory=list)  # of its last FACE_HISTORY offered faces
+    since_check: int = 0  # the track's frames since its last check
+    recheck: bool = False  # a check is due: the face changed
+
+
+@dataclass
+class Check:
+    """The faces one check embeds: the track's best as its reference (first check only), then the frame's."""
+
+    reference_face: object | None  # the best's candidate, when the track has no reference yet
+    candidate: object
 
 
 class IdentityCheck:
-    def __init__(self, recognizer: Recognizer, min_cosine: float = 0.3, min_score: float = 0.5, interval: int = 16):
+    def __init__(self, recognizer: Recognizer, min_cosine: float = 0.3, min_score: float = 0.5,
+                 face_change: float = 0.4, interval: int | None = None):
         self.recognizer = recognizer
-        self.min_cosine, self.min_score, self.interval = min_cosine, min_score, interval
+        self.min_cosine, self.min_score = min_cosine, min_score
+        self.face_change, self.interval = face_change, interval
 
-    def choose(self, track: TrackIdentity, best, candidate, score: float):
-        """The face to embed for this frame of the track (its `BestFace` so far, this frame's
-        candidate and score), or None; counts the track's frames between checks."""
+    def choose(self, track: TrackIdentity, best, candidate, score: float) -> Check | None:
+        """What to embed for this frame of the track (its `BestFace` so far, this frame's candidate and
+        score), or None; notes a change of face and counts the track's frames between checks."""
         track.since_check += 1
-        pending = (best is not None and best.candidate is not None and best.score >= self.min_score
-                   and (track.verified is None or best.candidate is not track.verified[0]))
-        if track.reference is None:
-            return best.candidate if pending else None  # the first identifiable best becomes the reference
-        if not (track.recheck or track.since_check >= self.interval):
-            return None
-        if pending and not track.recheck:
-            chosen = best.candidate
-        elif score >= self.min_score:
-            chosen = candidate
-        else:
-            return None  # stays due until an identifiable face comes
+        signature = thumbnail_signature(candidate.aligned, FACE_THUMBNAIL)
+        if track.signatures and min(dissimilarity(seen, signature) for seen in track.signatures) >= self.face_change:
+            track.recheck = True
+        track.signatures = [*track.signatures[1 - FACE_HISTORY:], signature]
+        due = track.recheck or (self.interval is not None and track.since_check >= self.interval)
+        if not due or score < self.min_score:
+            return None  # a due check waits for an identifiable face
         track.since_check, track.recheck = 0, False
-        return chosen
+        reference_face = None
+        if track.reference is None and best is not None and best.candidate is not None and best.score >= self.min_score:
+            reference_face = best.candidate
+        return Check(reference_face, candidate)
 
     def embed(self, faces: list[np.ndarray]) -> np.ndarray:
         return self.recognizer.embed(faces)

@@ -63,7 +63,8 @@ def make_identity_check(config: Config) -> IdentityCheck | None:
     if not cfg.identity_check:
         return None
     recognizer = SFaceRecognizer(backend=open_model("recognizer", config.inference))
-    return IdentityCheck(recognizer, cfg.identity_min_cosine, cfg.identity_min_score, cfg.identity_check_interval)
+    return IdentityCheck(recognizer, cfg.identity_min_cosine, cfg.identity_min_score, cfg.identity_face_change,
+                         cfg.identity_check_interval)
 
 
 def stream_id_for(url: str) -> str:

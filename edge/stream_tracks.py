@@ -45,14 +45,13 @@ class Offer:
 
 class StreamTracks:
     def __init__(self, stream: str, config: Config, metrics: Metrics, scorer: Scorer, instance: str,
-                 publish: Callable[[OutgoingFace], None], checks_identity: bool = False):
+                 publish: Callable[[OutgoingFace], None]):
         self.stream = stream
         self.settings = config.track
         self.policy = PublishPolicy.from_config(config)
         self.metrics = metrics
         self.scorer, self.instance = scorer, instance  # named in every message
         self.publish = publish
-        self.checks_identity = checks_identity
         threshold = config.track.cut_threshold
         self.cuts = None if threshold is None else CutDetector(threshold)
         self.tracker = self._new_tracker()
@@ -88,9 +87,6 @@ class StreamTracks:
             self.metrics.scene_cuts.labels(self.stream).inc()
             self.restart()
         update = self.tracker.update(faces, period=self._period(packet.index))
-        if self.checks_identity:
-            for key in update.resumed:
-                self.identities.setdefault(key, TrackIdentity()).recheck = True
         offers = [Offer(self, key, candidate, packet.wall) for key, candidate in update.matched]
         for key in update.confirmed:
             if key not in self.public_ids:
@@ -177,20 +173,31 @@ def check_identities(identity: IdentityCheck, offers: list[Offer]) -> None:
     for offer in offers:
         track = offer.tracks.identities.setdefault(offer.key, TrackIdentity())
         best = offer.tracks.best.get(offer.key)
-        chosen = identity.choose(track, best, offer.candidate, offer.score)
-        if chosen is not None:
-            checks.append((offer, track, best, chosen))
+        check = identity.choose(track, best, offer.candidate, offer.score)
+        if check is not None:
+            checks.append((offer, track, best, check))
     if not checks:
         return
-    embeddings = identity.embed([chosen.aligned for *_, chosen in checks])
-    for (offer, track, best, chosen), embedding in zip(checks, embeddings):
-        if identity.same_person(track, embedding):
-            if best is not None and chosen is best.candidate:
-                track.reference, track.verified = embedding, (best.candidate, best.score, best.rejected)
-            continue
-        if best is not None and chosen is best.candidate:
-            best.keep(*track.verified)  # the face that disagreed never stands for the old part
+    faces = [face for *_, check in checks for face in (check.reference_face, check.candidate) if face is not None]
+    embeddings = iter(identity.embed([face.aligned for face in faces]))
+    splits = []
+    for offer, track, best, check in checks:
+        if check.reference_face is not None:
+            track.reference, track.verified = next(embeddings), (best.candidate, best.score, best.rejected)
+        embedding = next(embeddings)
+        if track.reference is None:
+            track.reference, track.verified = embedding, (offer.candidate, offer.score, offer.rejected)
+        elif not identity.same_person(track, embedding):
+            splits.append((offer, track, best, embedding))
+    # A best taken after the reference may already be the other person's: it must not stand for the old part.
+    unverified = [(track, best) for _, track, best, _ in splits
+                  if best is not None and best.candidate is not None and best.candidate is not track.verified[0]]
+    if unverified:
+        for (track, best), embedding in zip(unverified, identity.embed([b.candidate.aligned for _, b in unverified])):
+            if not identity.same_person(track, embedding):
+                best.keep(*track.verified)
+    for offer, track, _, embedding in splits:
         offer.tracks.split(offer.key)
-        if chosen is offer.candidate:  # the new part's first face, already embedded
-            offer.tracks.identities[offer.key] = TrackIdentity(
-                reference=embedding, verified=(offer.candidate, offer.score, offer.rejected))
+        offer.tracks.identities[offer.key] = TrackIdentity(
+            reference=embedding, verified=(offer.candidate, offer.score, offer.rejected),
+            signatures=track.signatures[-1:])

@@ -41,7 +41,6 @@ class TrackUpdate:
     matched: list[tuple[object, Candidate]]  # (track key, candidate) for tracks seen in this frame
     ended: list[object]  # keys of tracks dropped by the tracker in this frame
     confirmed: set  # keys of tracks past their initialisation delay (live or just ended)
-    resumed: set  # keys matched in this frame after at least one frame unmatched: maybe someone else now
 
 
 class FaceTracker:
@@ -58,7 +57,6 @@ class FaceTracker:
         )
         self._generation = next(_generations)
         self._alive: dict[tuple[int, int], norfair.tracker.TrackedObject] = {}
-        self._matched: set = set()  # keys matched in the previous update
         self._sightings: dict[int, Sighting] = {}  # by norfair's initializing_id
 
     def distance(self, detection: norfair.Detection, tracked: norfair.tracker.TrackedObject) -> float:
@@ -103,10 +101,8 @@ class FaceTracker:
         self._remember_sightings(matched)
         ended = [key for key in self._alive if key not in alive_now]
         confirmed.update(key for key in ended if self._alive[key].id is not None)
-        matched_keys = {key for key, _ in matched}
-        resumed = {key for key in matched_keys if key in self._alive and key not in self._matched}
-        self._alive, self._matched = alive_now, matched_keys
-        return TrackUpdate(matched, ended, confirmed, resumed)
+        self._alive = alive_now
+        return TrackUpdate(matched, ended, confirmed)
 
     def _remember_sightings(self, matched: list[tuple[object, Candidate]]) -> None:
         sightings = {}

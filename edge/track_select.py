@@ -42,8 +42,7 @@ class TrackSelect:
         self.identity = identity
         self.observer = observer
         self.edge_margin = config.select.edge_margin
-        self.streams = {stream.id: StreamTracks(stream.id, config, metrics, scorer, instance, publish,
-                                                checks_identity=identity is not None)
+        self.streams = {stream.id: StreamTracks(stream.id, config, metrics, scorer, instance, publish)
                         for stream in config.streams}
 
     def on_event(self, event: StreamEvent) -> None:

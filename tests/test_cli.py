@@ -111,10 +111,11 @@ def test_demo_publishes_faces_and_writes_contact_sheet(tmp_path):
     assert sheet.shape[0] >= len(rows) * 112
 
 
-def test_bench_reports_side_by_side_rounds_and_their_medians(tmp_path, data_dir):
+def test_bench_reports_side_by_side_rounds_and_their_medians_and_what_a_change_costs(tmp_path, data_dir):
     out = tmp_path / "bench.json"
     result = run_cli("bench", "--input", str(data_dir / "video" / "people_1080p.mp4"), "--frames", "40",
-                     "--repeats", "3", "--json", str(out), "--set", "detect.input_size=320", timeout=300)
+                     "--repeats", "3", "--json", str(out), "--set", "detect.input_size=320",
+                     "--against", "track.identity_check=true", timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     rounds = report["rounds"]
@@ -122,7 +123,10 @@ def test_bench_reports_side_by_side_rounds_and_their_medians(tmp_path, data_dir)
     for row in rounds:
         assert row["decode_only_fps"] > 0 and row["pipeline_fps"] > 0
         assert abs(row["ratio"] - row["pipeline_fps"] / row["decode_only_fps"]) < 2e-3
+        assert abs(row["against_ratio"] - row["against_fps"] / row["pipeline_fps"]) < 2e-3
     assert report["ratio"] == sorted(row["ratio"] for row in rounds)[1]
+    assert report["against_ratio"] == sorted(row["against_ratio"] for row in rounds)[1]
+    assert report["against"] == ["track.identity_check=true"]
     assert report["detector_input_size"] == 320
     assert {"decode", "detect", "align", "track", "select"} <= set(report["stages"])
     assert "ratio" in result.stdout and "round 3" in result.stdout

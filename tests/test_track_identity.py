@@ -4,6 +4,8 @@ First frame by frame on synthetic faces, without threads; then through the real 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import av
 import cv2
 import numpy as np
@@ -15,7 +17,7 @@ from faceedge.edge.clip_writer import write_h264
 from faceedge.edge.config import load_config
 from faceedge.edge.cuts import CutDetector, dissimilarity, thumbnail_signature
 from faceedge.edge.detect import YuNetDetector
-from faceedge.edge.identity import IdentityCheck
+from faceedge.edge.identity import IdentityCheck, TrackIdentity
 from faceedge.edge.metrics import Metrics
 from faceedge.edge.pipeline import Pipeline
 from faceedge.edge.source import detector_shape
@@ -91,6 +93,11 @@ def test_a_cut_ends_every_track_of_its_stream():
     assert stage.events() == [("best", 1, 0), ("best", 2, cut)]
 
 
+@dataclass
+class AlignedFace:  # all of a candidate the change of face looks at
+    aligned: np.ndarray
+
+
 class OfferLog:
     def __init__(self):
         self.offers = []  # (published track id or None, frame index)
@@ -149,6 +156,32 @@ def test_a_face_replaced_in_place_without_a_cut_splits_its_track(people, tmp_pat
     sides = sides_per_track(log, change)
     assert all(len(s) == 1 for s in sides.values()), sides
     assert {False, True} <= set().union(*sides.values())  # both people were published under their own ids
+
+
+def test_a_face_replaced_in_place_from_one_frame_to_the_next_splits_its_track(people, tmp_path):
+    # One person steps in front of another: the face in the same place is someone else's, with no frame
+    # unmatched and no cut; only the change of face can start the check.
+    person_a, person_b = people
+    background = textured_background()
+    change = 14
+    frames = [face_patch(person_a, background)] * change + [face_patch(person_b, background)] * 14
+    metrics, log = run_clip(write_clip(tmp_path / "in_front.mp4", frames), "track.identity_check=true")
+    assert metrics.value("faceedge_scene_cuts_total", stream="clip") == 0
+    assert metrics.value("faceedge_track_splits_total", stream="clip") == 1
+    sides = sides_per_track(log, change)
+    assert sorted(map(sorted, sides.values())) == [[False], [True]]
+
+
+def test_a_change_of_face_is_measured_against_the_last_few_faces_not_only_the_last():
+    check = IdentityCheck(ShadeRecognizer(), min_score=0.5, face_change=0.4)
+    track = TrackIdentity()
+    rng = np.random.default_rng(0)
+    face, hand = (rng.integers(0, 256, (112, 112, 3), dtype=np.uint8) for _ in range(2))
+    covered = face.copy()
+    covered[:, :70] = hand[:, :70]  # a hand over most of the face
+    due = [check.choose(track, None, AlignedFace(image), 0.9) is not None for image in [face, face, covered, face, face]]
+    # The hand coming is a change; the face coming back is the face of two frames before, not a change.
+    assert due == [False, False, True, False, False]
 
 
 def test_a_still_face_does_not_split_its_track(people, tmp_path):

@@ -15,6 +15,9 @@ def add_arguments(parser) -> None:
                         help="rounds of decode-only then pipeline; the medians are reported")
     parser.add_argument("--json", help="also write the result to this file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
+                        help="also run the pipeline with this override (repeatable) in every round, after the base "
+                             "pipeline: the median per-round frames/s ratio is its cost")
     modes = parser.add_subparsers(dest="mode", metavar="models|density")
     bench_models.add_arguments(modes.add_parser("models", help="per-model throughput and latency by backend "
                                                                "and precision, and INT8 agreement"))
@@ -48,14 +51,18 @@ def run(args) -> int:
         raise ConfigError("faceedge bench needs --input FILE (or `faceedge bench models`)")
     from ..bench import run_bench
 
-    result = run_bench(args.input, args.frames, args.overrides, args.repeats)
+    result = run_bench(args.input, args.frames, args.overrides, args.repeats, args.against)
     print(f"input: {result['input']} ({result['frames']} pipeline frames timed in {result['repeats']} rounds, "
           f"detector input {result['detector_input_size']}, {result['decoder_threads']} decoder thread(s) in both modes)")
     for index, row in enumerate(result["rounds"], 1):
+        extra = f"  against {row['against_fps']:7.1f} ({row['against_ratio']:.3f})" if args.against else ""
         print(f"round {index}: decode-only {row['decode_only_fps']:7.1f}  pipeline {row['pipeline_fps']:7.1f}  "
-              f"ratio {row['ratio']:.3f}")
+              f"ratio {row['ratio']:.3f}{extra}")
     print(f"decode-only   {result['decode_only_fps']:8.1f} frames/s (median)")
     print(f"full pipeline {result['pipeline_fps']:8.1f} frames/s (median)   ratio {result['ratio']:.3f} (median)")
+    if args.against:
+        print(f"with {' '.join(args.against)}: {result['against_fps']:8.1f} frames/s (median), "
+              f"{result['against_ratio']:.3f} of the pipeline's (median of the rounds' ratios)")
     print(f"{'stage':10s} {'mean ms':>9s} {'p95 ms':>9s} {'count':>7s}")
     for stage, row in result["stages"].items():
         print(f"{stage:10s} {row['mean_ms']:9.2f} {row['p95_ms']:9.2f} {row['count']:7d}")
