@@ -66,11 +66,18 @@ def render_pipeline(data: dict) -> list[str]:
     lines = [f"`{data['input']}`, {data['frames']} pipeline frames timed in {data['repeats']} rounds that alternate "
              f"the two modes; detector input {data['detector_input_size']}, "
              f"{count(data['decoder_threads'], 'decoder thread')} per stream in both modes.", ""]
-    lines += table(["", "median", "rounds"], [
+    rows = [
         ["decode-only frames/s", num(data["decode_only_fps"], 1), ", ".join(num(r["decode_only_fps"], 1) for r in rounds)],
         ["full pipeline frames/s", num(data["pipeline_fps"], 1), ", ".join(num(r["pipeline_fps"], 1) for r in rounds)],
         ["**ratio**", f"**{num(data['ratio'])}**", ", ".join(num(r["ratio"]) for r in rounds)],
-    ])
+    ]
+    if "against" in data:
+        change = " ".join(f"`{item}`" for item in data["against"])
+        rows += [[f"pipeline with {change}, frames/s", num(data["against_fps"], 1),
+                  ", ".join(num(r["against_fps"], 1) for r in rounds)],
+                 [f"**with {change} / without**", f"**{num(data['against_ratio'])}**",
+                  ", ".join(num(r["against_ratio"]) for r in rounds)]]
+    lines += table(["", "median", "rounds"], rows)
     lines += ["", "Stage wall time per frame, every thread sharing the cores (so they add up to more than the frame "
               "period):", ""]
     lines += table(["stage", "mean ms", "p95 ms", "count"], [
@@ -279,7 +286,7 @@ AREAS = {
     "pipeline": Area(
         "bench_pipeline.json",
         "faceedge bench --input ../shared/data/video/people_1080p.mp4 --frames 525 --repeats 5 "
-        "--json docs/bench_pipeline.json",
+        "--against track.identity_check=true --json docs/bench_pipeline.json",
         render_pipeline),
     "density": Area(
         "bench_density.json",
