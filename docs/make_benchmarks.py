@@ -78,8 +78,8 @@ def render_pipeline(data: dict) -> list[str]:
                  [f"**with {change} / without**", f"**{num(data['against_ratio'])}**",
                   ", ".join(num(r["against_ratio"]) for r in rounds)]]
     lines += table(["", "median", "rounds"], rows)
-    lines += ["", "Stage wall time per frame of the pipeline without the change, every thread sharing the cores (so they add up to more than the frame "
-              "period):", ""]
+    lines += ["", "Stage wall time per frame of the pipeline without the change, every thread sharing the cores (so "
+              "they add up to more than the frame period):", ""]
     lines += table(["stage", "mean ms", "p95 ms", "count"], [
         [stage, num(row["mean_ms"], 2), num(row["p95_ms"], 2), str(row["count"])]
         for stage, row in data["stages"].items()])
