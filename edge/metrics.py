@@ -60,6 +60,9 @@ class Metrics:
             registry=r)
         self.scene_cuts = Counter("faceedge_scene_cuts_total", "Shot cuts detected; each ends every track of its stream",
                                   ["stream"], registry=r)
+        self.identity_checks = Counter("faceedge_identity_checks_total",
+                                       "Faces the identity check embedded (its cost: one recognizer run each)",
+                                       ["stream"], registry=r)
         self.track_splits = Counter("faceedge_track_splits_total",
                                     "Tracks split because a face disagreed with the track's identity", ["stream"],
                                     registry=r)

@@ -178,8 +178,8 @@ def check_identities(identity: IdentityCheck, offers: list[Offer]) -> None:
             checks.append((offer, track, best, check))
     if not checks:
         return
-    faces = [face for *_, check in checks for face in (check.reference_face, check.candidate) if face is not None]
-    embeddings = iter(identity.embed([face.aligned for face in faces]))
+    embeddings = iter(_embed(identity, [(offer, face) for offer, *_, check in checks
+                                        for face in (check.reference_face, check.candidate) if face is not None]))
     splits = []
     for offer, track, best, check in checks:
         if check.reference_face is not None:
@@ -190,10 +190,11 @@ def check_identities(identity: IdentityCheck, offers: list[Offer]) -> None:
         elif not identity.same_person(track, embedding):
             splits.append((offer, track, best, embedding))
     # A best taken after the reference may already be the other person's: it must not stand for the old part.
-    unverified = [(track, best) for _, track, best, _ in splits
+    unverified = [(offer, track, best) for offer, track, best, _ in splits
                   if best is not None and best.candidate is not None and best.candidate is not track.verified[0]]
     if unverified:
-        for (track, best), embedding in zip(unverified, identity.embed([b.candidate.aligned for _, b in unverified])):
+        embedded = _embed(identity, [(offer, best.candidate) for offer, _, best in unverified])
+        for (_, track, best), embedding in zip(unverified, embedded):
             if not identity.same_person(track, embedding):
                 best.keep(*track.verified)
     for offer, track, _, embedding in splits:
@@ -201,3 +202,10 @@ def check_identities(identity: IdentityCheck, offers: list[Offer]) -> None:
         offer.tracks.identities[offer.key] = TrackIdentity(
             reference=embedding, verified=(offer.candidate, offer.score, offer.rejected),
             signatures=track.signatures[-1:])
+
+
+def _embed(identity: IdentityCheck, faces: list[tuple[Offer, Candidate]]) -> list:
+    """One recognizer call for these faces, each counted against its offer's stream."""
+    for offer, _ in faces:
+        offer.tracks.metrics.identity_checks.labels(offer.tracks.stream).inc()
+    return list(identity.embed([face.aligned for _, face in faces]))

@@ -72,6 +72,7 @@ def test_someone_else_in_a_track_splits_it_and_each_part_keeps_its_own_face():
     for index in range(12, 18):
         stage.frame(index, [])
     assert stage.metric("faceedge_track_splits_total") == 1
+    assert stage.metric("faceedge_identity_checks_total") >= 2  # at least the reference and the face that disagreed
     parts = {m.meta["track_id"]: m for m in stage.sent}
     assert sorted(parts) == [1, 2] and all(m.meta["event"] == "best" for m in stage.sent)
     # The old part ends with the first person's face; the second person is published under the new id.
