@@ -329,7 +329,7 @@ def test_shipped_model_is_small_and_restores():
 
     assert resolve_model("weights:sr.onnx").stat().st_size <= 5 * 2**20
     shipped = SuperResolver()
-    assert shipped.scale == 4 and shipped.lr_size == 28 and shipped.name == "sr:2"
+    assert shipped.scale == 4 and shipped.lr_size == 28 and shipped.name == "sr:3"
     face = _face_image()
     restored = shipped.restore(shipped.lowres(face))
     assert restored.shape == (1, 112, 112, 3) and restored.dtype == np.uint8
