@@ -107,7 +107,7 @@ class TrackConfig(Section):
     identity_min_score: float = Field(0.5, ge=0, le=1)
     # A check is due when a track's face changes: 1 - correlation of its aligned 8x8 grey thumbnail with each of
     # the track's last 4 faces' at or above this (edge/identity.py). Every identity switch on `faceedge eval stream`'s
-    # synthetic seeds 0 and 1 scored 0.42-0.96 so; 2 % of same-person consecutive identifiable faces there reach 0.4.
+    # synthetic seeds 0 and 1 scored 0.42-0.73 so; 1.5 % of same-person consecutive identifiable faces there reach 0.4.
     identity_face_change: float = Field(0.4, gt=0, le=2)
     # Also check every this many frames of a track (null: only on a change of face).
     identity_check_interval: int | None = Field(None, ge=1)
