@@ -207,6 +207,7 @@ def _registered_backend(name: str, allowed: tuple[str, ...] = ()) -> str:
 BackendName = Annotated[str, AfterValidator(_registered_backend)]
 BackendChoice = Annotated[str, AfterValidator(lambda name: _registered_backend(name, ("auto",)))]
 Precision = Literal["fp32", "fp16", "int8"]
+ModelRole = Literal["detector", "recognizer", "selection", "quality", "sr"]
 
 
 class ModelPrecisions(Section):
@@ -258,8 +259,13 @@ class InferenceConfig(Section, *settings_models()):
 
     # "auto" tries `order` and keeps the first backend that works here.
     backend: BackendChoice = "auto"
-    # Default: the plugins' own order (TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU).
+    # Default: the plugins' own order (TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU, OpenCV CPU).
     order: list[BackendName] = Field(default_factory=lambda: list(default_order()), min_length=1)
+    # Per model, an order that replaces `order` for it. OpenCV runs SFace 1.6x faster than ONNX
+    # Runtime on CPU, the other models slower (docs/decisions/017-recognizer-on-opencv-dnn.md).
+    order_by_model: dict[ModelRole, Annotated[list[BackendName], Field(min_length=1)]] = Field(
+        default_factory=lambda: {"recognizer": ["tensorrt", "onnxruntime-cuda", "torch-cuda", "opencv-cpu",
+                                                "onnxruntime-cpu"]})
     precision: ModelPrecisions = Field(default_factory=ModelPrecisions)
     batch_size: int = Field(32, ge=1, le=1024)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)

@@ -10,7 +10,8 @@ so a check is due when:
   `FACE_HISTORY` offered faces (the shot-cut measure of edge/cuts.py, applied to the face; the
   background behind a face is much the same for whoever stands there, so colour tells people
   apart less well than structure). Against one previous face, a hand or another head passing
-  over it fires twice, coming and going; against a few, once;
+  over it fires twice, coming and going; against a few, once; against a dozen, a head that turns
+  away and back fires only on a pose it has not shown for that long;
 - optionally, every `interval` of the track's frames.
 
 A due check embeds the frame's face once it is identifiable (score >= `min_score`; for the
@@ -33,7 +34,7 @@ import numpy as np
 from .cuts import dissimilarity, thumbnail_signature
 
 FACE_THUMBNAIL = (8, 8)
-FACE_HISTORY = 4
+FACE_HISTORY = 12
 
 
 class Recognizer(Protocol):

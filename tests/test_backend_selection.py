@@ -38,10 +38,10 @@ def fakes(available):
 
 
 def test_the_plugins_give_the_default_order_and_their_precisions():
-    assert DEFAULT_ORDER == ("tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu")
+    assert DEFAULT_ORDER == ("tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu", "opencv-cpu")
     assert {name: plugin.precisions for name, plugin in registered().items()} == {
         "tensorrt": ("fp32", "fp16", "int8"), "onnxruntime-cuda": ("fp32", "int8"),
-        "torch-cuda": ("fp32", "fp16"), "onnxruntime-cpu": ("fp32", "int8")}
+        "torch-cuda": ("fp32", "fp16"), "onnxruntime-cpu": ("fp32", "int8"), "opencv-cpu": ("fp32",)}
 
 
 @pytest.mark.parametrize("available, expected", [
@@ -79,6 +79,25 @@ def test_real_open_backend_on_this_machine_records_its_choice(tmp_path):
     assert ("recognizer-test", backend.name, backend.precision) in info.model_info()
     out = backend.run({backend.input_names[0]: np.zeros((2, 3, 112, 112), np.float32)})
     assert out[0].shape == (2, 128)
+
+
+def test_the_recognizer_runs_on_opencv_where_no_gpu_backend_works_and_the_others_on_onnxruntime():
+    from faceedge.edge.config import Config
+    from faceedge.trt_engines.models import open_model
+
+    inference = Config().inference
+    usable = {name for name, ok, _ in backends.describe_backends() if ok}
+    if usable & {"tensorrt", "onnxruntime-cuda", "torch-cuda"}:
+        pytest.skip("a GPU backend works here, and comes first for every model")
+    assert open_model("recognizer", inference).name == "opencv-cpu"
+    assert open_model("selection", inference).name == "onnxruntime-cpu"
+
+
+def test_a_file_opencv_cannot_read_passes_to_the_next_backend(tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    with pytest.raises(BackendUnavailable, match="OpenCV cannot load broken.onnx"):
+        registered()["opencv-cpu"].open(BackendRequest(broken), "fp32")
 
 
 def test_int8_without_calibration_names_the_fix(tmp_path):
@@ -214,9 +233,9 @@ def test_one_new_plugin_file_is_discovered_with_its_config_keys(tmp_path):
     out = subprocess.run([sys.executable, "-c", DISCOVER, str(tmp_path)], capture_output=True, text=True,
                          env=os.environ, timeout=120, check=True).stdout
     found = json.loads(out)
-    order = ["tensorrt", "onnxruntime-cuda", "torch-cuda", "fake-npu", "onnxruntime-cpu"]
+    order = ["tensorrt", "onnxruntime-cuda", "torch-cuda", "fake-npu", "onnxruntime-cpu", "opencv-cpu"]
     assert found["order"] == found["config_order"] == order
-    assert found["settings"] == {"engine_cache": None, "threads": 1, "npu_lanes": 8}
+    assert found["settings"] == {"engine_cache": None, "threads": 1, "opencv_threads": 1, "npu_lanes": 8}
     assert "inference.npu_lanes" in found["refused"]
     assert found["rows"][3] == ["fake-npu", False, "no NPU here"]
 

@@ -70,6 +70,10 @@ def test_backend_names_order_and_keys_come_from_the_backend_plugins():
     assert inference.backend == "onnxruntime-cpu" and inference.engine_cache == "/tmp/e"
     assert tuple(inference.order) == default_order()
     plugin_keys = {key for model in settings_models() for key in model.model_fields}
-    assert plugin_keys == {"threads", "engine_cache"} and plugin_keys <= set(type(inference).model_fields)
-    with pytest.raises(ConfigError, match="known: auto, tensorrt, onnxruntime-cuda, torch-cuda, onnxruntime-cpu"):
+    assert plugin_keys == {"threads", "engine_cache", "opencv_threads"} and plugin_keys <= set(type(inference).model_fields)
+    with pytest.raises(ConfigError, match="known: auto, tensorrt, onnxruntime-cuda, torch-cuda, onnxruntime-cpu, opencv-cpu"):
         load_config(None, ["inference.backend=openvino"])
+    with pytest.raises(ConfigError, match=r"inference\.order_by_model\.recognizer\.0.*unknown inference backend 'openvino'"):
+        load_config(None, ["inference.order_by_model={recognizer: [openvino]}"])
+    with pytest.raises(ConfigError, match=r"inference\.order_by_model\.recogniser"):
+        load_config(None, ["inference.order_by_model={recogniser: [opencv-cpu]}"])

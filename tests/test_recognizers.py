@@ -142,3 +142,16 @@ def test_recognisers_embed_many_faces_in_bounded_batches(tmp_path):
     assert seen == [EMBED_BATCH, EMBED_BATCH, 5]
     one_by_one = np.concatenate([recognizer.embed(face) for face in faces[:7]])
     assert together.shape == (len(faces), 3) and np.allclose(together[:7], one_by_one, atol=1e-6)
+
+
+@needs_data
+def test_sface_on_opencv_embeds_as_on_onnxruntime(faces):
+    from faceedge.edge.recognize import SFaceRecognizer
+    from faceedge.trt_engines.backends import open_backend
+    from faceedge.trt_engines.models import model_path
+
+    batch = np.stack([face for person in faces.values() for face in person[:2]])
+    on_opencv, on_onnxruntime = (SFaceRecognizer(backend=open_backend(model_path("recognizer"), order=(name,))).embed(batch)
+                                 for name in ("opencv-cpu", "onnxruntime-cpu"))
+    assert len(batch) == 6
+    assert np.allclose((on_opencv * on_onnxruntime).sum(axis=1), 1, atol=1e-4)

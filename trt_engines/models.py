@@ -98,5 +98,5 @@ def open_model(name: str, inference, ref: str | None = None, config=None) -> "Ba
 
     path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=MODELS[name].dynamic_hw)
     return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
-                        order=tuple(inference.order), model=name, max_batch=inference.batch_size,
+                        order=tuple(inference.order_by_model.get(name, inference.order)), model=name, max_batch=inference.batch_size,
                         profile=trt_profile(name, path, inference.batch_size, config), **settings_of(inference))

@@ -1,0 +1,70 @@
+"""OpenCV's DNN module on CPU (`cv2.dnn`, from the OpenCV faceedge already depends on).
+
+Last in the default order: ONNX Runtime is faster for most of faceedge's models, but OpenCV runs
+SFace, the identity check's recognizer, in 19-20 ms a face against ONNX Runtime's 33 ms on one
+core, with the same embeddings, so `inference.order_by_model` puts it first on CPU for the
+recognizer (docs/decisions/017-recognizer-on-opencv-dnn.md).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..base import Backend, BackendRequest, BackendUnavailable
+
+
+class OpenCvSettings(BaseModel):
+    # OpenCV's worker threads. cv2.setNumThreads is process-wide: it also sets how many threads the
+    # decoder's and aligner's resizes and warps use. One, for the reason ONNX Runtime gets one
+    # (docs/decisions/001-onnxruntime-one-thread-per-model.md); with OpenCV's default of one per core
+    # the identity check cost 17 % of frames/s on people_1080p, with one 11 %.
+    opencv_threads: int = Field(1, ge=1)
+
+
+class OpenCvDnnBackend:
+    name = "opencv-cpu"
+    precision = "fp32"
+
+    def __init__(self, path: Path, threads: int):
+        import cv2
+        import onnx
+
+        cv2.setNumThreads(threads)
+        try:
+            self.net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as exc:
+            raise BackendUnavailable(f"OpenCV cannot load {Path(path).name}: {str(exc).strip()[:200]}") from exc
+        graph = onnx.load(str(path), load_external_data=False).graph
+        initializers = {init.name for init in graph.initializer}
+        self.input_names = [i.name for i in graph.input if i.name not in initializers]
+        self.output_names = [o.name for o in graph.output]
+        self.lock = threading.Lock()  # one cv2.dnn.Net runs one forward at a time
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self.lock:
+            for name in self.input_names:
+                self.net.setInput(np.ascontiguousarray(feed[name], dtype=np.float32), name)
+            outputs = self.net.forward(self.output_names)
+        return [np.asarray(output) for output in outputs]
+
+
+class OpenCvPlugin:
+    name = "opencv-cpu"
+    precisions = ("fp32",)
+    order = 50
+    settings = OpenCvSettings
+
+    def describe(self) -> tuple[bool, str]:
+        import cv2
+
+        return True, f"OpenCV {cv2.__version__} DNN"
+
+    def open(self, request: BackendRequest, precision: str) -> Backend:
+        return OpenCvDnnBackend(request.onnx_for(precision), request.settings(OpenCvSettings).opencv_threads)
+
+
+PLUGIN = OpenCvPlugin()
