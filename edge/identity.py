@@ -22,12 +22,16 @@ whose cosine to the reference is below `min_cosine` is someone else, and the pip
 track there: the old part ends with its best face (re-checked first when it was taken after the
 reference, and replaced by the reference's face when it disagrees), and the new part starts
 from the face that disagreed.
+
+The embeddings may run on another thread (`submit`, the pipeline's identity thread): while a track's check
+is in flight its offers are held, and the verdict puts them in the part they belong to (edge/stream_tracks.py).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -48,6 +52,8 @@ class TrackIdentity:
     signatures: list[np.ndarray] = field(default_factory=list)  # of its last FACE_HISTORY offered faces
     since_check: int = 0  # the track's frames since its last check
     recheck: bool = False  # a check is due: the face changed
+    pending: PendingCheck | None = None  # the check in flight
+    held: list = field(default_factory=list)  # the offers that wait for its verdict, the checked one first
 
 
 @dataclass
@@ -58,12 +64,25 @@ class Check:
     candidate: object
 
 
+@dataclass
+class PendingCheck:
+    """A check whose faces are being embedded: where its reference's and its candidate's rows are in the job."""
+
+    job: Future | None = None  # the embeddings of one batch of faces
+    reference_at: int | None = None
+    candidate_at: int = 0
+
+
 class IdentityCheck:
+    """`submit(fn, *args) -> Future` (an executor's) embeds on another thread; None embeds at once."""
+
     def __init__(self, recognizer: Recognizer, min_cosine: float = 0.3, min_score: float = 0.5,
-                 face_change: float = 0.4, interval: int | None = None):
+                 face_change: float = 0.4, interval: int | None = None,
+                 submit: Callable[..., Future] | None = None):
         self.recognizer = recognizer
         self.min_cosine, self.min_score = min_cosine, min_score
         self.face_change, self.interval = face_change, interval
+        self.submit = submit
 
     def choose(self, track: TrackIdentity, best, candidate, score: float) -> Check | None:
         """What to embed for this frame of the track (its `BestFace` so far, this frame's candidate and
@@ -84,6 +103,13 @@ class IdentityCheck:
 
     def embed(self, faces: list[np.ndarray]) -> np.ndarray:
         return self.recognizer.embed(faces)
+
+    def embed_later(self, faces: list[np.ndarray]) -> Future:
+        if self.submit is not None:
+            return self.submit(self.embed, faces)
+        done: Future = Future()
+        done.set_result(self.embed(faces))
+        return done
 
     def same_person(self, track: TrackIdentity, embedding: np.ndarray) -> bool:
         """False only when the track has a reference and the embedding disagrees with it."""

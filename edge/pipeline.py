@@ -8,6 +8,9 @@
   (edge/track_select.py: every stream's tracks, edge/stream_tracks.py; one scorer call for every
   face of the round). Two stages rather than one, because inference releases the GIL: frame N+1
   is detected and aligned while frame N is tracked and scored;
+- with the identity check on, one identity thread embeds the faces the worker's checks need, while the
+  worker goes on with the rounds behind (a checked track's offers wait for the verdict;
+  edge/stream_tracks.py);
 - the publisher thread enhances the faces the worker decided to publish, encodes and sends them
   (and keeps them in the spool), so a slow JPEG or SR never stalls detection.
 A stopped pipeline (signal, or every stream finished) processes the frames already
@@ -23,6 +26,7 @@ import re
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .cadence import DetectCadence
@@ -56,7 +60,8 @@ def make_detector(config: Config):
                          backend=backend)
 
 
-def make_identity_check(config: Config) -> IdentityCheck | None:
+def make_identity_check(config: Config, submit=None) -> IdentityCheck | None:
+    """The check the config asks for; `submit(fn, *args) -> Future` runs its embeddings (None: at once)."""
     from faceedge.trt_engines.models import open_model
 
     cfg = config.track
@@ -64,7 +69,7 @@ def make_identity_check(config: Config) -> IdentityCheck | None:
         return None
     recognizer = SFaceRecognizer(backend=open_model("recognizer", config.inference))
     return IdentityCheck(recognizer, cfg.identity_min_cosine, cfg.identity_min_score, cfg.identity_face_change,
-                         cfg.identity_check_interval)
+                         cfg.identity_check_interval, submit=submit)
 
 
 def stream_id_for(url: str) -> str:
@@ -99,7 +104,8 @@ class Pipeline:
         detector = detector or make_detector(config)
         scorer = scorer or make_scorer(config.select, config.inference)
         self.enhancer = enhancer or make_enhancer(config.enhance, config.inference)
-        identity = identity or make_identity_check(config)
+        self.identity_thread = ThreadPoolExecutor(1, thread_name_prefix="identity")
+        identity = identity or make_identity_check(config, self.identity_thread.submit)
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.jobs: queue.Queue = queue.Queue()  # OutgoingFace, then None: worker -> publisher
@@ -225,6 +231,7 @@ class Pipeline:
         self.notifier.stopping()
         self.stop_event.set()
         self.track_select.end_all()
+        self.identity_thread.shutdown()
         self.jobs.put(None)
         self._publisher_thread.join()
         for feed in self.streams.values():

@@ -11,17 +11,24 @@ confirmed track is published with its best face as the event the publish policy 
 best is below `select.min_score` (counted instead); live confirmed tracks publish early and periodic
 messages as the policy says (edge/publish_policy.py). Every message is made by
 `face_message.face_message` and handed to `publish`.
+
+With the identity check on, a track whose check is in flight (its embeddings may run on another thread)
+holds the offers it gets until the verdict; they are then taken, and the observer sees them, in order, in
+the part the verdict puts them in. A track that ends waits for its verdict first.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import numpy as np
 
 from .config import Config
 from .cuts import CutDetector
 from .face_message import OutgoingFace, face_message
-from .identity import IdentityCheck, TrackIdentity
+from .identity import IdentityCheck, PendingCheck, TrackIdentity
 from .publish_policy import PublishPolicy
 from .select import BestFace, Candidate, Scorer
 from .source import FramePacket
@@ -29,6 +36,13 @@ from .track import FaceTracker
 
 if TYPE_CHECKING:  # metrics are an operation: stages are handed one, never import it
     from .metrics import Metrics
+
+
+class CandidateObserver(Protocol):
+    def offered(self, stream: str, track_key: object, track_id: int | None, candidate: Candidate,
+                score: float) -> None:
+        """A candidate was offered to a track: `track_id` is the published id once confirmed, else None;
+        `track_key` is stable from the track's first sighting."""
 
 
 @dataclass
@@ -45,8 +59,10 @@ class Offer:
 
 class StreamTracks:
     def __init__(self, stream: str, config: Config, metrics: Metrics, scorer: Scorer, instance: str,
-                 publish: Callable[[OutgoingFace], None]):
+                 publish: Callable[[OutgoingFace], None], identity: IdentityCheck | None = None,
+                 observer: CandidateObserver | None = None):
         self.stream = stream
+        self.identity, self.observer = identity, observer
         self.settings = config.track
         self.policy = PublishPolicy.from_config(config)
         self.metrics = metrics
@@ -75,7 +91,7 @@ class StreamTracks:
 
     def end_all(self) -> None:
         """The stream finished or the pipeline stops: every track ends with its best face."""
-        self.end(list(self.best))
+        self.end(self._keys())
 
     # -- one frame ---------------------------------------------------------------------------------
 
@@ -95,9 +111,11 @@ class StreamTracks:
         return offers
 
     def take(self, offer: Offer) -> None:
-        """Count the scored offer in its track's best face."""
+        """Count the scored offer in its track's best face (the observer sees it then)."""
         best = self.best.setdefault(offer.key, BestFace())
         best.offer(offer.candidate, offer.score, offer.rejected, offer.wall)
+        if self.observer is not None:
+            self.observer.offered(self.stream, offer.key, self.public_id(offer.key), offer.candidate, offer.score)
 
     def publish_live(self, wall: float) -> None:
         """Early and periodic messages of the live confirmed tracks, at the frame decoded at `wall`."""
@@ -128,6 +146,7 @@ class StreamTracks:
 
     def end(self, keys) -> None:
         for key in keys:
+            self.settle(key, wait=True)  # its held offers are its own, or a new part's
             self.identities.pop(key, None)
             best = self.best.pop(key, None)
             track_id = self.public_ids.pop(key, None)
@@ -143,7 +162,7 @@ class StreamTracks:
 
     def restart(self) -> None:
         """End every track with its best face; a new tracker starts from nothing."""
-        self.end(list(self.best))
+        self.end(self._keys())
         self.public_ids.clear()  # keys never offered a face: nothing to publish
         self.identities.clear()
         self.tracker = self._new_tracker()
@@ -157,6 +176,10 @@ class StreamTracks:
         if confirmed:
             self.public_ids[key] = self._new_track_id()
 
+    def _keys(self) -> list:
+        """Every track with a best face or a check in flight."""
+        return list({**self.best, **self.identities})
+
     def _new_track_id(self) -> int:
         track_id, self.next_track_id = self.next_track_id, self.next_track_id + 1
         return track_id
@@ -166,46 +189,92 @@ class StreamTracks:
                                   scorer=self.scorer))
 
 
+    # -- the identity check (edge/identity.py) ---------------------------------------------------------
+
+    def settle(self, key, wait: bool = False) -> None:
+        """Apply the verdict of the track's check in flight, if it is back (or `wait` for it, or the track holds
+        more than MAX_HELD offers): a disagreeing face splits the track there; then the held offers are taken,
+        the checked one first, the rest offered again (they may start the next check)."""
+        track = self.identities.get(key)
+        while track is not None and track.pending is not None and (
+                wait or track.pending.job.done() or len(track.held) > MAX_HELD):
+            pending, (offer, *rest) = track.pending, track.held
+            track.pending, track.held = None, []
+            embeddings = pending.job.result()
+            best = self.best.get(key)
+            if pending.reference_at is not None:
+                track.reference, track.verified = embeddings[pending.reference_at], (best.candidate, best.score,
+                                                                                     best.rejected)
+            embedding = embeddings[pending.candidate_at]
+            if track.reference is None:
+                track.reference, track.verified = embedding, (offer.candidate, offer.score, offer.rejected)
+            elif not self.identity.same_person(track, embedding):
+                self._split_for(offer, track, best, embedding)
+            self.take(offer)
+            check_identities(self.identity, rest)
+            track = self.identities.get(key)
+
+    def _split_for(self, offer: Offer, track: TrackIdentity, best: BestFace | None, embedding) -> None:
+        """Someone else from `offer` on: the part so far ends with a face of its own person, the new part starts
+        with `offer`'s face as its reference."""
+        if best is not None and best.candidate is not None and best.candidate is not track.verified[0]:
+            # A best taken after the reference may already be the other person's: it must not stand for the old part.
+            if not self.identity.same_person(track, _embed(self.identity, [(offer, best.candidate)])[0]):
+                best.keep(*track.verified)
+        self.split(offer.key)
+        self.identities[offer.key] = TrackIdentity(reference=embedding,
+                                                   verified=(offer.candidate, offer.score, offer.rejected),
+                                                   signatures=track.signatures[-1:])
+
+
+# Offers a track holds while its check is in flight; past it the worker waits for the verdict (an embedding takes
+# 20-35 ms on a CPU core, a few frames' work of the worker's).
+MAX_HELD = 8
+
+
 def check_identities(identity: IdentityCheck, offers: list[Offer]) -> None:
-    """Embed the faces due a check (one recognizer call for all the offers, of every stream) and split the
-    tracks they disagree with; call before the offers are taken (edge/identity.py)."""
-    checks = []
+    """Take the offers, through the identity check: a track whose check is in flight holds its offer; a due check
+    (edge/identity.py) holds it too, and every due check of the offers, of every stream, is one embedding job.
+    Verdicts already back are applied before returning."""
+    due = []
     for offer in offers:
         track = offer.tracks.identities.setdefault(offer.key, TrackIdentity())
+        if track.pending is not None:
+            track.held.append(offer)
+            continue
         best = offer.tracks.best.get(offer.key)
         check = identity.choose(track, best, offer.candidate, offer.score)
-        if check is not None:
-            checks.append((offer, track, best, check))
-    if not checks:
-        return
-    embeddings = iter(_embed(identity, [(offer, face) for offer, *_, check in checks
-                                        for face in (check.reference_face, check.candidate) if face is not None]))
-    splits = []
-    for offer, track, best, check in checks:
+        if check is None:
+            offer.tracks.take(offer)
+            continue
+        track.pending, track.held = PendingCheck(), [offer]
+        due.append((offer, track.pending, check))
+    faces = []
+    for offer, pending, check in due:
         if check.reference_face is not None:
-            track.reference, track.verified = next(embeddings), (best.candidate, best.score, best.rejected)
-        embedding = next(embeddings)
-        if track.reference is None:
-            track.reference, track.verified = embedding, (offer.candidate, offer.score, offer.rejected)
-        elif not identity.same_person(track, embedding):
-            splits.append((offer, track, best, embedding))
-    # A best taken after the reference may already be the other person's: it must not stand for the old part.
-    unverified = [(offer, track, best) for offer, track, best, _ in splits
-                  if best is not None and best.candidate is not None and best.candidate is not track.verified[0]]
-    if unverified:
-        embedded = _embed(identity, [(offer, best.candidate) for offer, _, best in unverified])
-        for (_, track, best), embedding in zip(unverified, embedded):
-            if not identity.same_person(track, embedding):
-                best.keep(*track.verified)
-    for offer, track, _, embedding in splits:
-        offer.tracks.split(offer.key)
-        offer.tracks.identities[offer.key] = TrackIdentity(
-            reference=embedding, verified=(offer.candidate, offer.score, offer.rejected),
-            signatures=track.signatures[-1:])
+            pending.reference_at = len(faces)
+            faces.append((offer, check.reference_face))
+        pending.candidate_at = len(faces)
+        faces.append((offer, check.candidate))
+    if faces:
+        job = _embed_later(identity, faces)
+        for _, pending, _ in due:
+            pending.job = job
+    for offer in offers:
+        offer.tracks.settle(offer.key)
+
+
+def _count(faces: list[tuple[Offer, Candidate]]) -> list[np.ndarray]:
+    for offer, _ in faces:
+        offer.tracks.metrics.identity_checks.labels(offer.tracks.stream).inc()
+    return [face.aligned for _, face in faces]
 
 
 def _embed(identity: IdentityCheck, faces: list[tuple[Offer, Candidate]]) -> list:
-    """One recognizer call for these faces, each counted against its offer's stream."""
-    for offer, _ in faces:
-        offer.tracks.metrics.identity_checks.labels(offer.tracks.stream).inc()
-    return list(identity.embed([face.aligned for _, face in faces]))
+    """One recognizer call for these faces, now, each counted against its offer's stream."""
+    return list(identity.embed(_count(faces)))
+
+
+def _embed_later(identity: IdentityCheck, faces: list[tuple[Offer, Candidate]]) -> Future:
+    """One recognizer call for these faces, on the identity thread where there is one."""
+    return identity.embed_later(_count(faces))

@@ -2,35 +2,29 @@
 
 Per round: the source events first (a gap ends a stream's tracks, the end of a stream ends them too),
 then each frame's faces through its stream's tracks (edge/stream_tracks.py), then one scorer call for
-every face the tracker matched, the identity check (one recognizer call, when on), the offers, and the
-live tracks' early and periodic messages. Messages go to `publish` as they are decided.
+every face the tracker matched, the offers (through the identity check when it is on: one recognizer job
+for the round's due checks), and the live tracks' early and periodic messages. Messages go to `publish`
+as they are decided.
 
-An optional `observer` sees every candidate a track is offered, so the demo and `faceedge eval stream`
+An optional `observer` sees every candidate a track takes in, so the demo and `faceedge eval stream`
 can show and judge what each track took in, not only its winner.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable
 
 from .config import Config
 from .detect_align import DetectedRound
 from .face_message import OutgoingFace
 from .identity import IdentityCheck
-from .select import Candidate, Scorer
+from .select import Scorer
 from .source import StreamEvent
-from .stream_tracks import StreamTracks, check_identities
+from .stream_tracks import CandidateObserver, StreamTracks, check_identities
 
 if TYPE_CHECKING:  # metrics are an operation: stages are handed one, never import it
     from .metrics import Metrics
-
-
-class CandidateObserver(Protocol):
-    def offered(self, stream: str, track_key: object, track_id: int | None, candidate: Candidate,
-                score: float) -> None:
-        """A candidate was offered to a track: `track_id` is the published id once confirmed, else None;
-        `track_key` is stable from the track's first sighting."""
 
 
 class TrackSelect:
@@ -40,9 +34,9 @@ class TrackSelect:
         self.metrics = metrics
         self.scorer = scorer
         self.identity = identity
-        self.observer = observer
         self.edge_margin = config.select.edge_margin
-        self.streams = {stream.id: StreamTracks(stream.id, config, metrics, scorer, instance, publish)
+        self.streams = {stream.id: StreamTracks(stream.id, config, metrics, scorer, instance, publish, identity,
+                                                observer)
                         for stream in config.streams}
 
     def on_event(self, event: StreamEvent) -> None:
@@ -70,11 +64,9 @@ class TrackSelect:
             offer.score, offer.rejected = float(score), offer.candidate.touches_edge(self.edge_margin)
         if self.identity is not None:
             check_identities(self.identity, offers)
-        for offer in offers:
-            offer.tracks.take(offer)
-            if self.observer is not None:
-                self.observer.offered(offer.tracks.stream, offer.key, offer.tracks.public_id(offer.key),
-                                      offer.candidate, offer.score)
+        else:
+            for offer in offers:
+                offer.tracks.take(offer)
         for frame in detected.frames:
             self.streams[frame.packet.stream].publish_live(frame.packet.wall)
         selected = time.perf_counter()

@@ -4,6 +4,8 @@ First frame by frame on synthetic faces, without threads; then through the real 
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import av
@@ -21,6 +23,7 @@ from faceedge.edge.identity import IdentityCheck, TrackIdentity
 from faceedge.edge.metrics import Metrics
 from faceedge.edge.pipeline import Pipeline
 from faceedge.edge.source import detector_shape
+from faceedge.edge.stream_tracks import MAX_HELD
 from test_pipeline_stages import Stage, face_at
 
 WIDTH, HEIGHT, FPS = 640, 360, 24
@@ -80,6 +83,47 @@ def test_someone_else_in_a_track_splits_it_and_each_part_keeps_its_own_face():
     assert parts[2].meta["frame_index"] >= change and parts[2].candidate.aligned.mean() == 255
     # At most interval - 1 of the intruder's frames counted in the old part.
     assert change <= parts[1].meta["frames_seen"] <= change + 1
+
+
+class GatedRecognizer(ShadeRecognizer):
+    """Embeds a light (second person's) face only once the test opens the gate, so that check stays in flight."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+
+    def embed(self, faces):
+        if any(face.mean() >= 128 for face in faces):
+            assert self.gate.wait(10)
+        return super().embed(faces)
+
+
+def test_a_check_in_flight_holds_its_tracks_offers_and_the_verdict_gives_them_to_their_part():
+    recognizer = GatedRecognizer()
+    change, frames, held = 6, 6 + MAX_HELD + 4, []
+    with ThreadPoolExecutor(1, thread_name_prefix="identity") as thread:
+        stage = Stage(identity=IdentityCheck(recognizer, min_cosine=0.3, min_score=0.5, interval=2,
+                                             submit=thread.submit))
+        tracks = stage.stage.streams["cam"]
+        for index in range(frames):
+            if index == change:  # far longer than the worker takes to hold MAX_HELD offers
+                threading.Timer(1.0, recognizer.gate.set).start()
+            dark = index < change
+            stage.frame(index, [face_at(100, 100, 0.8 if dark else 0.7, index, shade=0 if dark else 255)])
+            held.append(max((len(t.held) for t in tracks.identities.values()), default=0))
+            if change + 2 <= index < change + MAX_HELD:
+                # Nothing after the checked frame reaches the track, or the observer, before the verdict.
+                assert max(frame for *_, frame, _ in stage.observer.offers) <= change + 1
+        stage.stage.end_all()
+    assert max(held) == MAX_HELD  # then the worker waited for the verdict rather than hold more
+    assert stage.metric("faceedge_track_splits_total") == 1
+    parts = {m.meta["track_id"]: m for m in stage.sent}
+    assert sorted(parts) == [1, 2]
+    assert parts[1].candidate.aligned.mean() == 0 and parts[2].candidate.aligned.mean() == 255
+    assert change <= parts[1].meta["frames_seen"] <= change + 1
+    # Every offer was observed once, in frame order, and the second person's under the new part's id.
+    observed = [frame for *_, frame, _ in stage.observer.offers]
+    assert observed == list(range(frames))
+    assert {track_id for _, _, track_id, frame, _ in stage.observer.offers if frame >= change + 2} == {2}
 
 
 def test_a_cut_ends_every_track_of_its_stream():
