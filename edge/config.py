@@ -261,7 +261,7 @@ class InferenceConfig(Section, *settings_models()):
     backend: BackendChoice = "auto"
     # Default: the plugins' own order (TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU, OpenCV CPU).
     order: list[BackendName] = Field(default_factory=lambda: list(default_order()), min_length=1)
-    # Per model, an order that replaces `order` for it. OpenCV runs SFace 1.6x faster than ONNX
+    # Per model, an order that replaces `order` for it. OpenCV runs SFace 1.7-1.9x faster than ONNX
     # Runtime on CPU, the other models slower (docs/decisions/017-recognizer-on-opencv-dnn.md).
     order_by_model: dict[ModelRole, Annotated[list[BackendName], Field(min_length=1)]] = Field(
         default_factory=lambda: {"recognizer": ["tensorrt", "onnxruntime-cuda", "torch-cuda", "opencv-cpu",

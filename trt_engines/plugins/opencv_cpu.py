@@ -1,9 +1,9 @@
 """OpenCV's DNN module on CPU (`cv2.dnn`, from the OpenCV faceedge already depends on).
 
-Last in the default order: ONNX Runtime is faster for most of faceedge's models, but OpenCV runs
-SFace, the identity check's recognizer, in 19-20 ms a face against ONNX Runtime's 33 ms on one
-core, with the same embeddings, so `inference.order_by_model` puts it first on CPU for the
-recognizer (docs/decisions/017-recognizer-on-opencv-dnn.md).
+Last in the default order: ONNX Runtime is faster for faceedge's other models, but OpenCV runs
+SFace, the identity check's recognizer, at 1.7-1.9x ONNX Runtime's speed on one core, with the
+same embeddings, so `inference.order_by_model` puts it first on CPU for the recognizer
+(docs/decisions/017-recognizer-on-opencv-dnn.md).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from ..base import Backend, BackendRequest, BackendUnavailable
 class OpenCvSettings(BaseModel):
     # OpenCV's worker threads. cv2.setNumThreads is process-wide: it also sets how many threads the
     # decoder's and aligner's resizes and warps use. One, for the reason ONNX Runtime gets one
-    # (docs/decisions/001-onnxruntime-one-thread-per-model.md); with OpenCV's default of one per core
-    # the identity check cost 17 % of frames/s on people_1080p, with one 11 %.
+    # (docs/decisions/001-onnxruntime-one-thread-per-model.md, 017-recognizer-on-opencv-dnn.md).
     opencv_threads: int = Field(1, ge=1)
 
 
