@@ -97,7 +97,7 @@ class TrackConfig(Section):
     # flicker and motion at most 0.25). null: no cut detection.
     cut_threshold: float | None = Field(0.5, gt=0, le=2)
     # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py). Off by
-    # default: on people_1080p it costs 21 % of pipeline frames/s (bench --against), over the 10 % budget.
+    # default: on people_1080p it costs 11 % of pipeline frames/s (bench --against), over the 10 % budget.
     identity_check: bool = False
     # Cosine to the track's reference below which a face is another person (SFace's same-person
     # threshold is 0.363; lower, so that a turned head of the same person rarely splits its track; on
@@ -106,8 +106,9 @@ class TrackConfig(Section):
     # Only faces scoring at least this (select's scorer) are embedded and compared.
     identity_min_score: float = Field(0.5, ge=0, le=1)
     # A check is due when a track's face changes: 1 - correlation of its aligned 8x8 grey thumbnail with each of
-    # the track's last 4 faces' at or above this (edge/identity.py). Every identity switch on `faceedge eval stream`'s
-    # synthetic seeds 0 and 1 scored 0.42-0.73 so; 1.5 % of same-person consecutive identifiable faces there reach 0.4.
+    # the track's last 12 faces' at or above this (edge/identity.py). Every identity switch on `faceedge eval stream`'s
+    # synthetic seeds 0 and 1 that a check meets this way scored 0.42-0.69 so, and 1.3 % of same-person identifiable
+    # faces there reach 0.4 (from 32x32 copies of the offered faces).
     identity_face_change: float = Field(0.4, gt=0, le=2)
     # Also check every this many frames of a track (null: only on a change of face).
     identity_check_interval: int | None = Field(None, ge=1)

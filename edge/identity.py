@@ -18,10 +18,11 @@ A due check embeds the frame's face once it is identifiable (score >= `min_score
 selection scorer that is the probability that SFace identifies it); until then it stays due.
 The track's reference is the recognizer's embedding of its best face, taken at its first check
 (from the frames before the change), so without `interval` a track that never changes costs nothing. A face
-whose cosine to the reference is below `min_cosine` is someone else, and the pipeline splits the
-track there: the old part ends with its best face (re-checked first when it was taken after the
-reference, and replaced by the reference's face when it disagrees), and the new part starts
-from the face that disagreed.
+whose cosine to the reference is below `min_cosine` is someone else, and so is, at the first check
+after a split, a face nearer the ended part's reference than the new part's (the people of a
+crossing swap back). The pipeline splits the track there: the old part ends with its best face
+(re-checked first when it was taken after the reference, and replaced by the reference's face
+when it disagrees), and the new part starts from the face that disagreed.
 
 The embeddings may run on another thread (`submit`, the pipeline's identity thread): while a track's check
 is in flight its offers are held, and the verdict puts them in the part they belong to (edge/stream_tracks.py).
@@ -48,6 +49,9 @@ class Recognizer(Protocol):
 @dataclass
 class TrackIdentity:
     reference: np.ndarray | None = None  # embedding of the track's verified face
+    # The reference of the part that ended at the track's split, until the first check after it: the two people of
+    # a crossing swap back, and a one-frame reference can be nearer the other than `min_cosine`.
+    previous: np.ndarray | None = None
     verified: tuple | None = None  # (candidate, score, rejected) of that face
     signatures: list[np.ndarray] = field(default_factory=list)  # of its last FACE_HISTORY offered faces
     since_check: int = 0  # the track's frames since its last check
@@ -112,5 +116,11 @@ class IdentityCheck:
         return done
 
     def same_person(self, track: TrackIdentity, embedding: np.ndarray) -> bool:
-        """False only when the track has a reference and the embedding disagrees with it."""
-        return track.reference is None or float(np.dot(track.reference, embedding)) >= self.min_cosine
+        """False when the track has a reference and the embedding disagrees with it, or lies nearer the reference
+        of the part that ended at the track's last split (`previous`) than the track's own."""
+        if track.reference is None:
+            return True
+        own = float(np.dot(track.reference, embedding))
+        if track.previous is not None and float(np.dot(track.previous, embedding)) > own:
+            return False
+        return own >= self.min_cosine

@@ -210,6 +210,8 @@ class StreamTracks:
                 track.reference, track.verified = embedding, (offer.candidate, offer.score, offer.rejected)
             elif not self.identity.same_person(track, embedding):
                 self._split_for(offer, track, best, embedding)
+            else:
+                track.previous = None
             self.take(offer)
             check_identities(self.identity, rest)
             track = self.identities.get(key)
@@ -222,7 +224,7 @@ class StreamTracks:
             if not self.identity.same_person(track, _embed(self.identity, [(offer, best.candidate)])[0]):
                 best.keep(*track.verified)
         self.split(offer.key)
-        self.identities[offer.key] = TrackIdentity(reference=embedding,
+        self.identities[offer.key] = TrackIdentity(reference=embedding, previous=track.reference,
                                                    verified=(offer.candidate, offer.score, offer.rejected),
                                                    signatures=track.signatures[-1:])
 

@@ -7,7 +7,7 @@ default order and settings (keys of the `inference` config section) all come fro
 
 `open_backend` picks the first backend that works on this machine, in the configured
 order (default: each plugin's `order`, lowest first: TensorRT, ONNX Runtime with CUDA,
-torch on CUDA, ONNX Runtime on CPU), so callers never know which one runs. A backend that
+torch on CUDA, ONNX Runtime on CPU, OpenCV on CPU), so callers never know which one runs. A backend that
 cannot serve the requested precision natively is passed over in a first round; if none can,
 the first working backend runs at the nearest precision it has (fp16 -> fp32), and says so in the log.
 
