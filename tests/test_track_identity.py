@@ -85,6 +85,34 @@ def test_someone_else_in_a_track_splits_it_and_each_part_keeps_its_own_face():
     assert change <= parts[1].meta["frames_seen"] <= change + 1
 
 
+class CrossingRecognizer:
+    """Dark faces are one person, light another; mid-grey faces are the dark person again, as a turned or
+    blurred face of them would embed: nearer their own reference, but within `min_cosine` of the light one's."""
+
+    dark, light = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    back = np.array([0.8, 0.45]) / np.hypot(0.8, 0.45)
+
+    def embed(self, faces):
+        return np.array([self.dark if face.mean() < 30 else self.light if face.mean() > 200 else self.back
+                         for face in faces])
+
+
+def test_the_earlier_person_swapping_back_after_a_split_splits_the_track_again():
+    recognizer = CrossingRecognizer()
+    assert recognizer.back @ recognizer.light >= 0.3  # the new part's reference alone would take them in
+    stage = Stage(identity=IdentityCheck(recognizer, min_cosine=0.3, min_score=0.5, interval=1))
+    shades = [0] * 6 + [255] + [60] * 5  # the light person covers the dark one for one frame
+    for index, shade in enumerate(shades):
+        stage.frame(index, [face_at(100, 100, 0.8, index, shade=shade)])
+    stage.stage.end_all()
+    frames_per_id = {}
+    for _, _, track_id, frame, _ in stage.observer.offers:
+        frames_per_id.setdefault(track_id, []).append(frame)
+    assert stage.metric("faceedge_track_splits_total") == 2
+    # (frames 0-1: the track before the tracker confirmed it)
+    assert frames_per_id == {None: [0, 1], 1: [2, 3, 4, 5], 2: [6], 3: list(range(7, 12))}
+
+
 class GatedRecognizer(ShadeRecognizer):
     """Embeds a light (second person's) face only once the test opens the gate, so that check stays in flight."""
 
