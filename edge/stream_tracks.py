@@ -178,7 +178,7 @@ class StreamTracks:
 
     def _keys(self) -> list:
         """Every track with a best face or a check in flight."""
-        return list({**self.best, **self.identities})
+        return list(dict.fromkeys([*self.best, *self.identities]))
 
     def _new_track_id(self) -> int:
         track_id, self.next_track_id = self.next_track_id, self.next_track_id + 1
