@@ -97,7 +97,8 @@ class TrackConfig(Section):
     # flicker and motion at most 0.25). null: no cut detection.
     cut_threshold: float | None = Field(0.5, gt=0, le=2)
     # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py). Off by
-    # default: on people_1080p it costs 8-16 % of pipeline frames/s (bench --against), against a 10 % budget (decision 008).
+    # default: on people_1080p it costs 8-16 % of pipeline frames/s (bench --against), against a 10 %
+    # budget (decision 008).
     identity_check: bool = False
     # Cosine to the track's reference below which a face is another person (SFace's same-person
     # threshold is 0.363; lower, so that a turned head of the same person rarely splits its track; on
