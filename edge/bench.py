@@ -2,9 +2,10 @@
 
 The two modes alternate for `repeats` rounds and each round yields one ratio; the
 reported figures are medians, so a burst of load on a shared machine moves one round,
-not the result. With `against` overrides, each round also runs the pipeline with them
-right after the base pipeline, and the median of their per-round frames/s ratio says
-what the change costs.
+not the result. With `against` overrides, each round also runs the pipeline with them,
+right after the base pipeline in even rounds and right before it in odd ones (so neither
+side always runs second, on a warmer or busier machine), and the median of their
+per-round frames/s ratio says what the change costs.
 """
 
 from __future__ import annotations
@@ -66,14 +67,19 @@ def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: i
     config = load_config(None, list(overrides))
     decoder_threads = decoder_thread_count(config.source.decoder_threads, 1)  # what the pipeline gives one stream
     rounds, samples, counted = [], {}, 0
-    for _ in range(repeats):
+    for index in range(repeats):
         decode_fps = decode_only(url, frames, decoder_threads)
+        against_first = bool(against) and index % 2 == 1
+        if against_first:
+            against_fps, _, _ = full_pipeline(url, frames, [*overrides, *against])
         pipeline_fps, metrics, frames_timed = full_pipeline(url, frames, list(overrides))
         row = {"decode_only_fps": round(decode_fps, 1), "pipeline_fps": round(pipeline_fps, 1),
                "ratio": round(pipeline_fps / decode_fps, 3)}
         if against:
-            against_fps, _, _ = full_pipeline(url, frames, [*overrides, *against])
-            row.update(against_fps=round(against_fps, 1), against_ratio=round(against_fps / pipeline_fps, 3))
+            if not against_first:
+                against_fps, _, _ = full_pipeline(url, frames, [*overrides, *against])
+            row.update(against_fps=round(against_fps, 1), against_ratio=round(against_fps / pipeline_fps, 3),
+                       against_first=against_first)
         rounds.append(row)
         counted += frames_timed
         for stage, values in metrics.samples.items():

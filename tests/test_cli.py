@@ -127,6 +127,7 @@ def test_bench_reports_side_by_side_rounds_and_their_medians_and_what_a_change_c
     assert report["ratio"] == sorted(row["ratio"] for row in rounds)[1]
     assert report["against_ratio"] == sorted(row["against_ratio"] for row in rounds)[1]
     assert report["against"] == ["track.identity_check=true"]
+    assert [row["against_first"] for row in rounds] == [False, True, False]  # neither side always runs second
     assert report["detector_input_size"] == 320
     assert {"decode", "detect", "align", "track", "select"} <= set(report["stages"])
     assert "ratio" in result.stdout and "round 3" in result.stdout

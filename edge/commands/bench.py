@@ -17,7 +17,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
                         help="also run the pipeline with this override (repeatable) in every round, after the base "
-                             "pipeline: the median per-round frames/s ratio is its cost")
+                             "pipeline in even rounds and before it in odd ones: the median per-round frames/s "
+                             "ratio is its cost")
     modes = parser.add_subparsers(dest="mode", metavar="models|density")
     bench_models.add_arguments(modes.add_parser("models", help="per-model throughput and latency by backend "
                                                                "and precision, and INT8 agreement"))
