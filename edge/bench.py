@@ -67,19 +67,20 @@ def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: i
     config = load_config(None, list(overrides))
     decoder_threads = decoder_thread_count(config.source.decoder_threads, 1)  # what the pipeline gives one stream
     rounds, samples, counted = [], {}, 0
+    sides = {"base": list(overrides)}
+    if against:
+        sides["against"] = [*overrides, *against]
     for index in range(repeats):
         decode_fps = decode_only(url, frames, decoder_threads)
-        against_first = bool(against) and index % 2 == 1
-        if against_first:
-            against_fps, _, _ = full_pipeline(url, frames, [*overrides, *against])
-        pipeline_fps, metrics, frames_timed = full_pipeline(url, frames, list(overrides))
+        order = list(sides)[::-1] if index % 2 else list(sides)
+        runs = {side: full_pipeline(url, frames, sides[side]) for side in order}
+        pipeline_fps, metrics, frames_timed = runs["base"]
         row = {"decode_only_fps": round(decode_fps, 1), "pipeline_fps": round(pipeline_fps, 1),
                "ratio": round(pipeline_fps / decode_fps, 3)}
         if against:
-            if not against_first:
-                against_fps, _, _ = full_pipeline(url, frames, [*overrides, *against])
+            against_fps = runs["against"][0]
             row.update(against_fps=round(against_fps, 1), against_ratio=round(against_fps / pipeline_fps, 3),
-                       against_first=against_first)
+                       against_first=order[0] == "against")
         rounds.append(row)
         counted += frames_timed
         for stage, values in metrics.samples.items():
