@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faceedge.trt_engines.base import int8_model_path
+from faceedge.trt_engines.base import BackendRequest, BackendUnavailable, int8_model_path
+from faceedge.trt_engines.int8_ranges import ranges_path
 from faceedge.trt_engines.models import input_spec
 from faceedge.trt_engines.plugins.onnxruntime_session import OnnxRuntimeBackend
 from faceedge.trt_engines.model_registry import MODELS
@@ -76,6 +77,8 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     best = max(candidates, key=lambda m: _rank(candidates[m][1]))
     target = int8_model_path(float_path)
     candidates[best][0].replace(target)
+    if ranges_path(candidates[best][0]).is_file():
+        ranges_path(candidates[best][0]).replace(ranges_path(target))
     report_inputs = model_inputs(model, item, splits["report"])
     report_reference = measure.outputs(reference, report_inputs)
 
@@ -88,6 +91,8 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     tensorrt_form = report_of(tensorrt_qdq(target))
     result = {"model": model, "method": best, "qdq_onnx": str(target), "report_split": report,
               "tensorrt_form_report_split": tensorrt_form,
+              "opencv_form_report_split": _opencv_form_report(model, float_path, report_inputs, report_reference,
+                                                              splits["report"], threads),
               "choose_split": {m: rep for m, (_, rep) in candidates.items()},
               "fit_items": int(len(fit)), "leading_float_layers": leading_float,
               "groups": {name: len(split.groups) for name, split in splits.items()}}
@@ -95,7 +100,20 @@ def calibrate_model(model: str, float_path: Path, splits: dict[str, Split],
     for method, (path, _) in candidates.items():
         if method != best:
             path.unlink(missing_ok=True)
+            ranges_path(path).unlink(missing_ok=True)
     return result
+
+
+def _opencv_form_report(model: str, float_path: Path, inputs: np.ndarray, reference, split: Split,
+                        threads: int) -> dict | str:
+    """The QOperator form of the same ranges, on OpenCV (the form it runs), against FP32; or why it cannot run."""
+    from faceedge.trt_engines.plugins.opencv_cpu import OpenCvDnnBackend
+
+    try:
+        backend = OpenCvDnnBackend(BackendRequest(float_path, model=model).qoperator_onnx(), max(1, threads))
+    except BackendUnavailable as exc:
+        return str(exc)
+    return MEASURES[MODELS[model].agreement].compare(reference, MEASURES[MODELS[model].agreement].outputs(backend, inputs), split)
 
 
 def calibrate_configured(model: str, float_path: Path, splits: dict[str, Split], calibration,
@@ -112,7 +130,7 @@ def calibration_splits(calibration) -> dict[str, Split]:
     from faceedge.edge.detect import YuNetDetector
     from faceedge.edge.errors import ConfigError
 
-    from .dataset import grouped_frames, split_sets
+    from .dataset import grouped_frames, split_of, split_sets
 
     if not calibration.sources:
         raise ConfigError("INT8 calibration needs data: set inference.calibration.sources "
@@ -120,15 +138,24 @@ def calibration_splits(calibration) -> dict[str, Split]:
     missing = [s for s in calibration.sources if not Path(s).exists()]
     if missing:
         raise ConfigError(f"calibration source(s) not found: {missing}")
-    keep = None
-    if calibration.identities == "held_out":
-        from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity
+    from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity
 
-        keep = functools.partial(holdout_identity, fraction=HOLDOUT_FRACTION)
-    groups = grouped_frames([Path(s) for s in calibration.sources], calibration.frames_per_source,
-                            keep_identity=keep)
+    held_out = functools.partial(holdout_identity, fraction=HOLDOUT_FRACTION)
+    sources = [Path(s) for s in calibration.sources]
+    if calibration.identities == "trained":
+        trained = grouped_frames(sources, calibration.frames_per_source, keep_identity=lambda n: not held_out(n))
+        report = grouped_frames(sources, calibration.frames_per_source, keep_identity=held_out)
+        groups = {**{f"fit:{k}": v for k, v in trained.items()}, **{f"report:{k}": v for k, v in report.items()}}
+
+        def assign(group: str) -> str:  # trained identities fit and choose 5:2; held-out ones report
+            side, name = group.split(":", 1)
+            return "report" if side == "report" else split_of(name, report_fraction=0)
+    else:
+        groups = grouped_frames(sources, calibration.frames_per_source,
+                                keep_identity=held_out if calibration.identities == "held_out" else None)
+        assign = None
     splits = split_sets(groups, YuNetDetector(), max_faces=calibration.max_tracks_per_split,
-                        report_fraction=calibration.report_fraction)
+                        report_fraction=calibration.report_fraction, assign=assign)
     empty = [name for name, split in splits.items() if not split.faces.tracks or not split.frames]
     if empty:
         raise ConfigError(f"calibration sources give no faces for split(s) {empty}: add more identities/videos")

@@ -155,12 +155,14 @@ class Split:
 
 
 def split_sets(groups: dict[str, list[np.ndarray]], detector, max_faces: int = 300, seed: int = 0,
-               report_fraction: float = 0.3) -> dict[str, Split]:
-    """fit / choose / report sets: frames and face tracks, split by group (identity)."""
+               report_fraction: float = 0.3, assign: Callable[[str], str] | None = None) -> dict[str, Split]:
+    """fit / choose / report sets: frames and face tracks, split by group (identity): by `split_of`, or
+    by `assign` (group -> split name)."""
     rng = np.random.default_rng(seed)
     splits = {name: Split() for name in ("fit", "choose", "report")}
+    assign = assign or (lambda group: split_of(group, report_fraction))
     for group in sorted(groups):
-        split = splits[split_of(group, report_fraction)]
+        split = splits[assign(group)]
         split.groups.append(group)
         split.frames.extend(groups[group])
         for crop in face_crops(groups[group], detector):

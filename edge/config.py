@@ -228,7 +228,8 @@ class CalibrationConfig(Section):
     frames_per_source: int = Field(200, ge=1)
     # "held_out": a folder source keeps only the identity folders on the held-out side of the trainers'
     # identity split (edge.identity_split.split_identities), people the shipped models never trained on.
-    identities: Literal["all", "held_out"] = "all"
+    # "trained": the training side fits and chooses, the held-out side reports (how shipped ranges are made).
+    identities: Literal["all", "held_out", "trained"] = "all"
     # Share of identities (and video segments) that only report agreement; the rest fit and choose, 5:2.
     report_fraction: float = Field(0.3, gt=0, lt=1)
     # Tracks of face views per split. The choose split picks each model's calibration by best-face
@@ -240,9 +241,10 @@ class CalibrationConfig(Section):
     max_fit_items: int = Field(64, ge=1)
     # Per-model overrides of max_fit_items. The selection model's activations are small (about
     # 0.2 MB per item): 480 fit items (60 tracks x 8 views) lower its INT8 logit error on the choose
-    # split at every layout measured (docs/decisions/011-selection-int8-layout.md); SFace at 480 items needed >10 GB.
+    # split at every layout measured (docs/decisions/011-selection-int8-layout.md); SFace at 480 items needed >10 GB,
+    # and 256 (32 faces x 8 views) makes its shipped ranges (edge/weights/sface.int8-ranges.md).
     max_fit_items_by_model: dict[str, Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: {"selection": 480})
+        default_factory=lambda: {"selection": 480, "recognizer": 256})
     methods: list[Literal["entropy", "percentile", "minmax"]] = Field(
         default_factory=lambda: ["entropy", "percentile"], min_length=1)
     # Each value is a candidate of the percentile method (the choose split picks among all candidates).

@@ -41,7 +41,7 @@ def test_the_plugins_give_the_default_order_and_their_precisions():
     assert DEFAULT_ORDER == ("tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu", "opencv-cpu")
     assert {name: plugin.precisions for name, plugin in registered().items()} == {
         "tensorrt": ("fp32", "fp16", "int8"), "onnxruntime-cuda": ("fp32", "int8"),
-        "torch-cuda": ("fp32", "fp16"), "onnxruntime-cpu": ("fp32", "int8"), "opencv-cpu": ("fp32",)}
+        "torch-cuda": ("fp32", "fp16"), "onnxruntime-cpu": ("fp32", "int8"), "opencv-cpu": ("fp32", "int8")}
 
 
 @pytest.mark.parametrize("available, expected", [

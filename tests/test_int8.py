@@ -169,7 +169,7 @@ def test_first_layer_and_head_stay_float():
     import onnx
     from onnx import helper
 
-    from faceedge.calibration.quantize import float_nodes
+    from faceedge.trt_engines.int8_ranges import float_nodes
 
     nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], name="first"),
              helper.make_node("Relu", ["a"], ["b"], name="mid"),
@@ -193,7 +193,8 @@ def test_calibration_candidates_and_per_model_settings():
         ("percentile 99.99", "percentile", 99.99)]
     calibration = load_config(None, ["inference.calibration.max_fit_items=32"]).inference.calibration
     assert calibration.max_fit_items_by_model.get("selection", calibration.max_fit_items) == 480
-    assert calibration.max_fit_items_by_model.get("recognizer", calibration.max_fit_items) == 32
+    assert calibration.max_fit_items_by_model.get("recognizer", calibration.max_fit_items) == 256
+    assert calibration.max_fit_items_by_model.get("quality", calibration.max_fit_items) == 32
     assert calibration.leading_float_layers.get("selection", 1) == 3
     assert calibration.leading_float_layers.get("detector", 1) == 1
 

@@ -120,9 +120,11 @@ def select_backend(req: BackendRequest, order: tuple[str, ...],
 
 def open_backend(path: Path, *, backend: str = "auto", precision: str = "fp32",
                  order: tuple[str, ...] | list[str] | None = None, model: str | None = None,
-                 max_batch: int = 32, profile: dict | None = None, torch_module=None, **settings) -> Backend:
+                 max_batch: int = 32, profile: dict | None = None, torch_module=None, int8_ranges: Path | None = None,
+                 **settings) -> Backend:
     """Open `path` (float ONNX) on `backend` ("auto" = first that works in `order`, default: the
-    plugins' order) at `precision`; `settings` are the plugins' keys (threads=, engine_cache=, ...).
+    plugins' order) at `precision`; `settings` are the plugins' keys (threads=, engine_cache=, ...);
+    `int8_ranges`, shipped activation ranges its INT8 copies may be made from.
 
     The choice is logged and recorded for the `faceedge_model_info` metric.
     """
@@ -131,7 +133,7 @@ def open_backend(path: Path, *, backend: str = "auto", precision: str = "fp32",
         raise TypeError(f"open_backend: unknown backend setting(s) {sorted(set(settings) - known)}; "
                         f"known: {sorted(known)}")
     model = model or Path(path).stem
-    req = BackendRequest(Path(path), precision, max_batch, profile, torch_module, model, settings)
+    req = BackendRequest(Path(path), precision, max_batch, profile, torch_module, model, settings, int8_ranges)
     chosen_order = (tuple(order) if order is not None else default_order()) if backend == "auto" else (backend,)
     chosen, skipped = select_backend(req, chosen_order)
     for reason in skipped:

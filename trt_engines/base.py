@@ -1,7 +1,8 @@
 """What every inference backend plugin builds on: the backend and plugin contracts, the request.
 
 The bottom of the backend layer: the plugins (`trt_engines/plugins/`) and the registry
-(`trt_engines/backends.py`) import this module, and it imports neither.
+(`trt_engines/backends.py`) import this module, and it imports neither; below it is only
+`int8_ranges`, which makes INT8 copies.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from faceedge.edge.errors import ModelFileError
+
+from .int8_ranges import RangesUnusable, from_ranges, ranges_path
 
 Settings = TypeVar("Settings", bound=BaseModel)
 
@@ -66,16 +69,34 @@ class BackendRequest:
     torch_module: object | None = None  # nn.Module or path to a torch.export .pt2
     model: str = "model"
     options: dict = field(default_factory=dict)  # plugins' settings by key (threads, engine_cache, ...)
+    # Activation ranges that ship with faceedge for this model (`int8_ranges`): its INT8 copies are made from
+    # them where calibration has made none.
+    int8_ranges: Path | None = None
 
     def settings(self, model: type[Settings]) -> Settings:
         """A plugin's settings from the request's options (its defaults for keys not given)."""
         return model.model_validate({key: value for key, value in self.options.items() if key in model.model_fields})
 
     def onnx_for(self, precision: str) -> Path:
+        """The file to run at `precision`; for int8 the QDQ copy: calibration's, or one made from shipped ranges."""
         if precision != "int8":
             return self.path
         qdq = int8_model_path(self.path)
-        if not qdq.is_file():
-            raise ModelFileError(f"no INT8 model for {self.model} ({qdq} missing): run "
+        if qdq.is_file():
+            return qdq
+        return self._from_ranges(self.int8_ranges, "qdq", f"{qdq} missing")
+
+    def qoperator_onnx(self) -> Path:
+        """The INT8 copy in QOperator form (OpenCV's), from calibration's ranges, else the shipped ones."""
+        calibrated = ranges_path(int8_model_path(self.path))
+        return self._from_ranges(calibrated if calibrated.is_file() else self.int8_ranges, "qoperator",
+                                 f"no ranges at {calibrated}")
+
+    def _from_ranges(self, ranges: Path | None, fmt: str, missing: str) -> Path:
+        if ranges is None:
+            raise ModelFileError(f"no INT8 model for {self.model} ({missing}): run "
                                  f"`faceedge build-engines --precision int8` to calibrate it")
-        return qdq
+        try:
+            return from_ranges(self.path, ranges, fmt)
+        except RangesUnusable as exc:
+            raise BackendUnavailable(f"{self.model}: {exc}; or set inference.precision.{self.model}: fp16") from exc

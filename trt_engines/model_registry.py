@@ -47,6 +47,8 @@ class ModelSpec:
     # None: the ONNX fixes them.
     free_shapes: Callable[[Config], ItemShapes] | None = None
     standin: str | None = None  # the stand-in `faceedge bench models --standin` measures: calibration.standin.STANDINS
+    # Activation ranges of `ref` that ship with faceedge (weights:FILE): its INT8 copies need no calibration.
+    int8_ranges: str | None = None
 
     @property
     def dynamic_hw(self) -> bool:
@@ -78,7 +80,8 @@ def detector_shapes(config: Config) -> ItemShapes:
 
 MODELS = {spec.role: spec for spec in (
     ModelSpec("detector", "bundled:yunet", detector_input, agreement="detections", free_shapes=detector_shapes),
-    ModelSpec("recognizer", "bundled:sface", sface_input, agreement="embeddings"),
+    ModelSpec("recognizer", "bundled:sface", sface_input, agreement="embeddings",
+              int8_ranges="weights:sface.int8-ranges.json"),
     ModelSpec("selection", "weights:selection.onnx", SELECTION_INPUT, agreement="best_face", standin="scorer"),
     ModelSpec("quality", "weights:quality.onnx", quality_blob, agreement="best_face", standin="scorer"),
     ModelSpec("sr", "weights:sr.onnx", sr_input, agreement="images", standin="upscaler"),

@@ -3,7 +3,8 @@
 Last in the default order: ONNX Runtime is faster for faceedge's other models, but OpenCV runs
 SFace, the identity check's recognizer, at 1.7-1.9x ONNX Runtime's speed on one core, with the
 same embeddings, so `inference.order_by_model` puts it first on CPU for the recognizer
-(docs/decisions/017-recognizer-on-opencv-dnn.md).
+(docs/decisions/017-recognizer-on-opencv-dnn.md). In INT8 it runs the QOperator form, which ONNX
+Runtime's quantiser makes from the model's ranges (`trt_engines.int8_ranges`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ class OpenCvSettings(BaseModel):
 
 class OpenCvDnnBackend:
     name = "opencv-cpu"
-    precision = "fp32"
 
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, precision: str = "fp32"):
         import cv2
         import onnx
 
@@ -41,6 +41,7 @@ class OpenCvDnnBackend:
         initializers = {init.name for init in graph.initializer}
         self.input_names = [i.name for i in graph.input if i.name not in initializers]
         self.output_names = [o.name for o in graph.output]
+        self.precision = precision
         self.lock = threading.Lock()  # one cv2.dnn.Net runs one forward at a time
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -53,7 +54,8 @@ class OpenCvDnnBackend:
 
 class OpenCvPlugin:
     name = "opencv-cpu"
-    precisions = ("fp32",)
+    # int8: the QOperator form (OpenCV reads no QDQ), made from calibration's or the shipped ranges.
+    precisions = ("fp32", "int8")
     order = 50
     settings = OpenCvSettings
 
@@ -63,7 +65,8 @@ class OpenCvPlugin:
         return True, f"OpenCV {cv2.__version__} DNN"
 
     def open(self, request: BackendRequest, precision: str) -> Backend:
-        return OpenCvDnnBackend(request.onnx_for(precision), request.settings(OpenCvSettings).opencv_threads)
+        path = request.qoperator_onnx() if precision == "int8" else request.path
+        return OpenCvDnnBackend(path, request.settings(OpenCvSettings).opencv_threads, precision)
 
 
 PLUGIN = OpenCvPlugin()
