@@ -1,10 +1,13 @@
 """INT8 calibration end to end on real face data: the QDQ model runs and agrees with FP32."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+
+from faceedge.edge.errors import ModelFileError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -320,3 +323,38 @@ def test_best_face_agreement_counts_tracks_and_gives_a_wilson_interval():
     half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2))
     expected = [(p + z ** 2 / (2 * n) - half) / (1 + z ** 2 / n), (p + z ** 2 / (2 * n) + half) / (1 + z ** 2 / n)]
     assert np.allclose(report["best_face_interval95"], expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_calibration_keeps_its_ranges_and_they_make_the_copy_opencv_reads(tmp_path):
+    import cv2
+
+    from faceedge.calibration.quantize import quantize_candidates
+    from faceedge.trt_engines.int8_ranges import from_ranges, ranges_path, ranges_settings
+    from faceedge.trt_engines.models import model_path
+
+    faces = [np.random.default_rng(0).uniform(0, 1, (4, 3, 64, 192)).astype(np.float32)]
+    out, = quantize_candidates(model_path("quality"), "faces", faces,
+                               [(tmp_path / "quality.int8.onnx", "minmax", 99.99)], leading_float=1)
+    assert ranges_settings(ranges_path(out)) == {"method": "minmax", "percentile": 99.99, "leading_float_layers": 1}
+    model = tmp_path / "quality.onnx"
+    shutil.copyfile(model_path("quality"), model)
+    qoperator = from_ranges(model, ranges_path(out), "qoperator")
+    assert "QLinearConv" in {node.op_type for node in onnx.load(str(qoperator)).graph.node}
+    assert from_ranges(model, ranges_path(out), "qoperator") == qoperator  # made once, then cached
+    net = cv2.dnn.readNetFromONNX(str(qoperator))
+    net.setInput(faces[0][:1])
+    assert np.isfinite(net.forward()).all()
+
+
+def test_an_onnxruntime_that_cannot_read_ranges_is_named_with_the_fix(tmp_path, monkeypatch):
+    from faceedge.trt_engines import int8_ranges
+    from faceedge.trt_engines.backends import open_backend
+    from faceedge.trt_engines.models import model_path
+
+    monkeypatch.setattr(int8_ranges, "reads_ranges", lambda: False)
+    model, ranges = tmp_path / "quality.onnx", tmp_path / "r.json"
+    shutil.copyfile(model_path("quality"), model)
+    ranges.write_text("{}")
+    with pytest.raises(ModelFileError, match=r"onnxruntime >= 1\.27 .*precision\.m: fp16"):
+        open_backend(model, precision="int8", order=("opencv-cpu", "onnxruntime-cpu"), model="m", int8_ranges=ranges)

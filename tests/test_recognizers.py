@@ -155,3 +155,22 @@ def test_sface_on_opencv_embeds_as_on_onnxruntime(faces):
                                  for name in ("opencv-cpu", "onnxruntime-cpu"))
     assert len(batch) == 6
     assert np.allclose((on_opencv * on_onnxruntime).sum(axis=1), 1, atol=1e-4)
+
+
+@needs_data
+def test_sface_in_int8_on_opencv_comes_from_the_shipped_ranges_and_embeds_as_float(faces):
+    from faceedge.edge.config import load_config
+    from faceedge.edge.recognize import SFaceRecognizer
+    from faceedge.trt_engines.backends import describe_backends
+    from faceedge.trt_engines.base import int8_model_path
+    from faceedge.trt_engines.models import model_path, open_model
+
+    if {name for name, ok, _ in describe_backends() if ok} & {"tensorrt", "onnxruntime-cuda"}:
+        pytest.skip("a GPU backend comes before OpenCV for the recognizer here")
+    if int8_model_path(model_path("recognizer")).is_file():
+        pytest.skip("this machine calibrated its own INT8 recognizer, which comes before the shipped ranges")
+    backend = open_model("recognizer", load_config(None, ["inference.precision.recognizer=int8"]).inference)
+    assert (backend.name, backend.precision) == ("opencv-cpu", "int8")
+    batch = np.stack([face for person in faces.values() for face in person[:2]])
+    cosine = (SFaceRecognizer(backend=backend).embed(batch) * SFaceRecognizer().embed(batch)).sum(axis=1)
+    assert len(batch) == 6 and cosine.min() > 0.95, cosine

@@ -88,21 +88,25 @@ def trt_profile(name: str, path: Path, max_batch: int, config=None) -> ShapeProf
                          shapes.min if shapes else None, shapes.max if shapes else None)
 
 
+def shipped_ranges(name: str, ref: str | None = None) -> Path | None:
+    """The activation ranges that ship for model `name`, if any. They are the default model's: a user's file
+    (`ref`) in the role needs its own calibration."""
+    from faceedge.edge.model_files import resolve_model
+
+    spec = MODELS[name]
+    return resolve_model(spec.int8_ranges) if spec.int8_ranges and ref is None else None
+
+
 def open_model(name: str, inference, ref: str | None = None, config=None) -> "Backend":  # noqa: F821
     """Open model `name` (or the file `ref` in its role) as `inference` (the config section) says.
 
     `config`, the whole configuration, sizes the shape profile of a model whose input size follows it
     (the detector's follows the frame sizes); None: the defaults.
     """
-    from faceedge.edge.model_files import resolve_model
-
     from .backends import open_backend, settings_of
 
-    spec = MODELS[name]
-    path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=spec.dynamic_hw)
-    # Shipped ranges are the default model's: a user's file in the role needs its own calibration.
-    ranges = resolve_model(spec.int8_ranges) if spec.int8_ranges and ref is None else None
+    path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=MODELS[name].dynamic_hw)
     return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
                         order=tuple(inference.order_by_model.get(name, inference.order)), model=name,
                         max_batch=inference.batch_size, profile=trt_profile(name, path, inference.batch_size, config),
-                        int8_ranges=ranges, **settings_of(inference))
+                        int8_ranges=shipped_ranges(name, ref), **settings_of(inference))

@@ -90,8 +90,11 @@ def open_each(path: Path, name: str, precision: str, inference, profile) -> list
     from faceedge.trt_engines.backends import registered, settings_of
     from faceedge.trt_engines.base import BackendRequest, BackendUnavailable
 
+    from faceedge.trt_engines.models import shipped_ranges
+
     opened = []
-    req = BackendRequest(path, precision, inference.batch_size, profile, model=name, options=settings_of(inference))
+    req = BackendRequest(path, precision, inference.batch_size, profile, model=name, options=settings_of(inference),
+                         int8_ranges=shipped_ranges(name))
     plugins = registered()
     for backend in inference.order:
         if precision not in plugins[backend].precisions:
@@ -109,7 +112,7 @@ def run(args) -> int:
     from faceedge.calibration.calibrate import calibrate_configured, calibration_splits
     from faceedge.trt_engines.backends import describe_backends
     from faceedge.trt_engines.base import int8_model_path
-    from faceedge.trt_engines.models import input_spec, model_path, trt_profile
+    from faceedge.trt_engines.models import input_spec, model_path, shipped_ranges, trt_profile
 
     config = load_config(args.config, args.set)
     inference = config.inference
@@ -146,7 +149,7 @@ def run(args) -> int:
             profile = trt_profile(name, path, inference.batch_size, config)
             on_cpu = {}  # precision -> the onnxruntime-cpu backend, for the paired INT8/FP32 ratio
             for precision in ("fp32", "fp16", "int8"):
-                if precision == "int8" and not int8_model_path(path).is_file():
+                if precision == "int8" and not int8_model_path(path).is_file() and shipped_ranges(name) is None:
                     continue
                 for backend in open_each(path, name, precision, inference, profile):
                     if backend.name == "onnxruntime-cpu":
