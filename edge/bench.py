@@ -104,6 +104,15 @@ def run_bench(url: str, frames: int = 300, overrides: list[str] = (), repeats: i
         "stages": stages,
     }
     if against:
+        ratios = [r["against_ratio"] for r in rounds]
         result.update(against=list(against), against_fps=round(median("against_fps"), 1),
-                      against_ratio=round(median("against_ratio"), 3))
+                      against_ratio=round(median("against_ratio"), 3),
+                      against_ratio_interval95=[round(v, 3) for v in median_interval(ratios)])
     return result
+
+
+def median_interval(values: list[float], resamples: int = 4000, seed: int = 0) -> list[float]:
+    """95 % bootstrap interval of the median over `values` (the rounds): how far a threshold near the median
+    can be trusted, where one round's frames/s scatters by several per cent on a shared host."""
+    draws = np.random.default_rng(seed).choice(np.asarray(values, dtype=float), (resamples, len(values)))
+    return [float(v) for v in np.percentile(np.median(draws, axis=1), [2.5, 97.5])]

@@ -126,6 +126,9 @@ def test_bench_reports_side_by_side_rounds_and_their_medians_and_what_a_change_c
         assert abs(row["against_ratio"] - row["against_fps"] / row["pipeline_fps"]) < 2e-3
     assert report["ratio"] == sorted(row["ratio"] for row in rounds)[1]
     assert report["against_ratio"] == sorted(row["against_ratio"] for row in rounds)[1]
+    low, high = report["against_ratio_interval95"]
+    assert min(r["against_ratio"] for r in rounds) <= low <= report["against_ratio"] <= high <= max(
+        r["against_ratio"] for r in rounds)
     assert report["against"] == ["track.identity_check=true"]
     assert [row["against_first"] for row in rounds] == [False, True, False]  # neither side always runs second
     assert report["detector_input_size"] == 320

@@ -63,7 +63,8 @@ def run(args) -> int:
     print(f"full pipeline {result['pipeline_fps']:8.1f} frames/s (median)   ratio {result['ratio']:.3f} (median)")
     if args.against:
         print(f"with {' '.join(args.against)}: {result['against_fps']:8.1f} frames/s (median), "
-              f"{result['against_ratio']:.3f} of the pipeline's (median of the rounds' ratios)")
+              f"{result['against_ratio']:.3f} of the pipeline's (median of the rounds' ratios; 95 % interval "
+              f"{result['against_ratio_interval95'][0]:.3f}-{result['against_ratio_interval95'][1]:.3f})")
     print(f"{'stage':10s} {'mean ms':>9s} {'p95 ms':>9s} {'count':>7s}")
     for stage, row in result["stages"].items():
         print(f"{stage:10s} {row['mean_ms']:9.2f} {row['p95_ms']:9.2f} {row['count']:7d}")
