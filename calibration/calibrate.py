@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceedge.edge.errors import ModelFileError
 from faceedge.trt_engines.base import BackendRequest, BackendUnavailable, int8_model_path
 from faceedge.trt_engines.int8_ranges import ranges_path
 from faceedge.trt_engines.models import input_spec
@@ -109,11 +110,12 @@ def _opencv_form_report(model: str, float_path: Path, inputs: np.ndarray, refere
     """The QOperator form of the same ranges, on OpenCV (the form it runs), against FP32; or why it cannot run."""
     from faceedge.trt_engines.plugins.opencv_cpu import OpenCvDnnBackend
 
+    measure = MEASURES[MODELS[model].agreement]
     try:
         backend = OpenCvDnnBackend(BackendRequest(float_path, model=model).qoperator_onnx(), max(1, threads))
-    except BackendUnavailable as exc:
+    except (BackendUnavailable, ModelFileError) as exc:  # OpenCV cannot read it; an older ORT kept no ranges
         return str(exc)
-    return MEASURES[MODELS[model].agreement].compare(reference, MEASURES[MODELS[model].agreement].outputs(backend, inputs), split)
+    return measure.compare(reference, measure.outputs(backend, inputs), split)
 
 
 def calibrate_configured(model: str, float_path: Path, splits: dict[str, Split], calibration,

@@ -96,10 +96,10 @@ class TrackConfig(Section):
     # shot cut and ends every track of its stream (edge/cuts.py; on the shared clips cuts score 0.95-1.07,
     # flicker and motion at most 0.25). null: no cut detection.
     cut_threshold: float | None = Field(0.5, gt=0, le=2)
-    # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py). Off by
-    # default: on people_1080p it costs 8-16 % of pipeline frames/s (bench --against), against a 10 %
-    # budget (decision 008).
-    identity_check: bool = False
+    # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py). On
+    # people_1080p it keeps 0.90 of the pipeline's frames/s on a 2-core CPU (42 rounds of bench --against,
+    # decision 008); false trades identity switches for that.
+    identity_check: bool = True
     # Cosine to the track's reference below which a face is another person (SFace's same-person
     # threshold is 0.363; lower, so that a turned head of the same person rarely splits its track; on
     # identities_large photos 0.9 % of other-person pairs reach 0.3 and 2.9 % of same-person pairs fall below).

@@ -2,7 +2,7 @@
 
 Calibration (`calibration.quantize`) measures each activation tensor's range on real data and keeps it in a
 ranges file (ONNX Runtime's calibration cache, a few KB of JSON). From the float ONNX and that file, an INT8
-copy takes about a second to make, in either form:
+copy takes a few seconds to make (SFace: 5 s on the 2-core CPU host), in either form:
 - "qdq": QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime runs and TensorRT builds from;
 - "qoperator": QLinearConv and kin, the only INT8 form OpenCV's DNN reads.
 So a ranges file can ship with faceedge where the model it quantises already does (the recognizer), and both

@@ -106,7 +106,9 @@ def open_model(name: str, inference, ref: str | None = None, config=None) -> "Ba
     from .backends import open_backend, settings_of
 
     path = model_path(name) if ref is None else batched_onnx(ref, dynamic_hw=MODELS[name].dynamic_hw)
-    return open_backend(path, backend=inference.backend, precision=getattr(inference.precision, name),
+    precision = getattr(inference.precision, name)
+    return open_backend(path, backend=inference.backend, precision=precision,
                         order=tuple(inference.order_by_model.get(name, inference.order)), model=name,
                         max_batch=inference.batch_size, profile=trt_profile(name, path, inference.batch_size, config),
-                        int8_ranges=shipped_ranges(name, ref), **settings_of(inference))
+                        int8_ranges=shipped_ranges(name, ref) if precision == "int8" else None,
+                        **settings_of(inference))
