@@ -8,7 +8,6 @@ written to `base.int8_model_path(float)`, with the report beside it as JSON.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from pathlib import Path
@@ -132,7 +131,7 @@ def calibration_splits(calibration) -> dict[str, Split]:
     from faceedge.edge.detect import YuNetDetector
     from faceedge.edge.errors import ConfigError
 
-    from .dataset import grouped_frames, split_of, split_sets
+    from .dataset import identity_groups, split_sets
 
     if not calibration.sources:
         raise ConfigError("INT8 calibration needs data: set inference.calibration.sources "
@@ -140,24 +139,9 @@ def calibration_splits(calibration) -> dict[str, Split]:
     missing = [s for s in calibration.sources if not Path(s).exists()]
     if missing:
         raise ConfigError(f"calibration source(s) not found: {missing}")
-    from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity
-
-    held_out = functools.partial(holdout_identity, fraction=HOLDOUT_FRACTION)
-    sources = [Path(s) for s in calibration.sources]
-    if calibration.identities == "trained":
-        trained = grouped_frames(sources, calibration.frames_per_source, keep_identity=lambda n: not held_out(n))
-        report = grouped_frames(sources, calibration.frames_per_source, keep_identity=held_out)
-        groups = {**{f"fit:{k}": v for k, v in trained.items()}, **{f"report:{k}": v for k, v in report.items()}}
-
-        def assign(group: str) -> str:  # trained identities fit and choose 5:2; held-out ones report
-            side, name = group.split(":", 1)
-            return "report" if side == "report" else split_of(name, report_fraction=0)
-    else:
-        groups = grouped_frames(sources, calibration.frames_per_source,
-                                keep_identity=held_out if calibration.identities == "held_out" else None)
-        assign = None
-    splits = split_sets(groups, YuNetDetector(), max_faces=calibration.max_tracks_per_split,
-                        report_fraction=calibration.report_fraction, assign=assign)
+    groups, assign = identity_groups([Path(s) for s in calibration.sources], calibration.frames_per_source,
+                                     calibration.identities, calibration.report_fraction)
+    splits = split_sets(groups, YuNetDetector(), max_faces=calibration.max_tracks_per_split, assign=assign)
     empty = [name for name, split in splits.items() if not split.faces.tracks or not split.frames]
     if empty:
         raise ConfigError(f"calibration sources give no faces for split(s) {empty}: add more identities/videos")

@@ -147,6 +147,32 @@ def grouped_frames(sources: list[Path], size: int, segments: int = 10,
     return groups
 
 
+def identity_groups(sources: list[Path], size: int, identities: str = "all", report_fraction: float = 0.3
+                    ) -> tuple[dict[str, list[np.ndarray]], Callable[[str], str]]:
+    """The sources' frames by group, and which split each group goes to, for `inference.calibration.identities`:
+    "all", every identity (and video segment) by `split_of`; "held_out", only the identities the trainers held out
+    (`edge.identity_split`); "trained", the others fit and choose 5:2 and the held-out ones report, so a model
+    calibrated this way is judged on people that neither it nor its calibration saw (videos fit and choose)."""
+    from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity
+
+    def held_out(name: str) -> bool:
+        return holdout_identity(name, HOLDOUT_FRACTION)
+
+    if identities != "trained":
+        groups = grouped_frames(sources, size, keep_identity=held_out if identities == "held_out" else None)
+        return groups, lambda group: split_of(group, report_fraction)
+    folders = [source for source in sources if source.is_dir()]
+    trained = grouped_frames(sources, size, keep_identity=lambda name: not held_out(name))
+    report = grouped_frames(folders, size, keep_identity=held_out)
+    groups = {**{f"fit:{k}": v for k, v in trained.items()}, **{f"report:{k}": v for k, v in report.items()}}
+
+    def assign(group: str) -> str:
+        side, name = group.split(":", 1)
+        return "report" if side == "report" else split_of(name, report_fraction=0)
+
+    return groups, assign
+
+
 @dataclass
 class Split:
     frames: list[np.ndarray] = field(default_factory=list)

@@ -358,3 +358,23 @@ def test_an_onnxruntime_that_cannot_read_ranges_is_named_with_the_fix(tmp_path, 
     ranges.write_text("{}")
     with pytest.raises(ModelFileError, match=r"onnxruntime >= 1\.27 .*precision\.m: fp16"):
         open_backend(model, precision="int8", order=("opencv-cpu", "onnxruntime-cpu"), model="m", int8_ranges=ranges)
+
+
+def test_trained_identities_fit_and_choose_and_only_held_out_ones_report(tmp_path):
+    import cv2
+
+    from faceedge.calibration.dataset import identity_groups
+    from faceedge.edge.identity_split import HOLDOUT_FRACTION, holdout_identity
+
+    people = tmp_path / "people"
+    names = [f"person_{i}" for i in range(40)]
+    for name in names:
+        (people / name).mkdir(parents=True)
+        cv2.imwrite(str(people / name / "a.png"), np.full((8, 8, 3), 128, np.uint8))
+    groups, assign = identity_groups([people], 200, "trained")
+    splits = {group.split("/")[-1]: assign(group) for group in groups}
+    assert set(splits) == set(names)
+    held_out = {name for name in names if holdout_identity(name, HOLDOUT_FRACTION)}
+    assert 0 < len(held_out) < len(names)
+    assert {name for name, split in splits.items() if split == "report"} == held_out
+    assert {splits[name] for name in set(names) - held_out} == {"fit", "choose"}
