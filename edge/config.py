@@ -104,7 +104,10 @@ class TrackConfig(Section):
     # threshold is 0.363; lower, so that a turned head of the same person rarely splits its track; on
     # identities_large photos 0.9 % of other-person pairs reach 0.3 and 2.9 % of same-person pairs fall below).
     identity_min_cosine: float = Field(0.3, ge=-1, le=1)
-    # Only faces scoring at least this (select's scorer) are embedded and compared.
+    # Only faces scoring at least this (select's scorer, on its scale) are embedded and compared. For the
+    # selection model it is the probability that SFace identifies the face. The heuristic scorer's score
+    # shrinks with face size and rarely reaches 0.5 below `full_size_px`: with it, `eval stream` seed 1 kept
+    # 3 identity switches, against 0 with the selection model or the detector's score.
     identity_min_score: float = Field(0.5, ge=0, le=1)
     # A check is due when a track's face changes: 1 - correlation of its aligned 8x8 grey thumbnail with each of
     # the track's last 12 faces' at or above this (edge/identity.py). Every identity switch on `faceedge eval stream`'s
