@@ -111,7 +111,7 @@ def _opencv_form_report(model: str, float_path: Path, inputs: np.ndarray, refere
 
     measure = MEASURES[MODELS[model].agreement]
     try:
-        backend = OpenCvDnnBackend(BackendRequest(float_path, model=model).qoperator_onnx(), max(1, threads))
+        backend = OpenCvDnnBackend(BackendRequest(float_path, model=model).qoperator_onnx(), max(1, threads), "int8")
     except (BackendUnavailable, ModelFileError) as exc:  # OpenCV cannot read it; an older ORT kept no ranges
         return str(exc)
     return measure.compare(reference, measure.outputs(backend, inputs), split)

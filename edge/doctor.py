@@ -38,6 +38,7 @@ def engine_cache_report(folder: Path) -> list[str]:
     """One line per cached TensorRT engine (from its sidecar), per calibrated INT8 ONNX and per INT8 copy made from
     ranges (`trt_engines.int8_ranges`)."""
     from faceedge.edge.model_files import cache_dir
+    from faceedge.trt_engines.int8_ranges import FORMATS, copy_suffix
 
     lines = []
     for plan in sorted(folder.glob("*.engine")) if folder.is_dir() else []:
@@ -50,8 +51,9 @@ def engine_cache_report(folder: Path) -> list[str]:
         report = qdq.with_suffix(".json")
         method = json.loads(report.read_text()).get("method", "?") if report.is_file() else "?"
         lines.append(f"int8 {qdq.name}: calibrated with {method}")
-    for copy in sorted((cache_dir() / "onnx").glob("*.int8-*-*.onnx")):
-        lines.append(f"int8 {copy.name}: {copy.stem.split('.int8-')[1].split('-')[0]} form made from ranges")
+    for fmt in FORMATS:
+        for copy in sorted((cache_dir() / "onnx").glob(f"*{copy_suffix(fmt)}*.onnx")):
+            lines.append(f"int8 {copy.name}: {fmt} form made from ranges")
     return lines
 
 

@@ -26,6 +26,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from faceedge.edge.model_files import sha256_file
+
 FORMATS = ("qdq", "qoperator")
 WEIGHTED_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
 # ONNX Runtime reads a calibration cache in `quantize_static` from this release on.
@@ -138,14 +140,19 @@ def require_reading_ranges() -> None:
                                  f"(this is {onnxruntime.__version__})")
 
 
+def copy_suffix(fmt: str) -> str:
+    """What names an INT8 copy made from ranges, after the float file's stem and before its digest."""
+    return f".int8-{fmt}-"
+
+
 def from_ranges(float_path: Path, ranges: Path, fmt: str) -> Path:
     """The INT8 copy of `float_path` in form `fmt`, quantised with `ranges`; cached beside the float file,
     keyed by both files' contents."""
     if fmt not in FORMATS:
         raise ValueError(f"INT8 form must be one of {FORMATS}, got {fmt!r}")
     float_path, ranges = Path(float_path).resolve(), Path(ranges).resolve()
-    digest = hashlib.sha256(float_path.read_bytes() + ranges.read_bytes()).hexdigest()[:16]
-    target = float_path.with_name(f"{float_path.stem}.int8-{fmt}-{digest}.onnx")
+    digest = hashlib.sha256(f"{sha256_file(float_path)}:{sha256_file(ranges)}".encode()).hexdigest()[:16]
+    target = float_path.with_name(f"{float_path.stem}{copy_suffix(fmt)}{digest}.onnx")
     if target.is_file():
         return target
     settings = ranges_settings(ranges)

@@ -89,12 +89,11 @@ def open_each(path: Path, name: str, precision: str, inference, profile) -> list
     """Every backend of the configured order that runs `precision` natively here."""
     from faceedge.trt_engines.backends import registered, settings_of
     from faceedge.trt_engines.base import BackendRequest, BackendUnavailable
-
     from faceedge.trt_engines.models import shipped_ranges
 
     opened = []
     req = BackendRequest(path, precision, inference.batch_size, profile, model=name, options=settings_of(inference),
-                         int8_ranges=shipped_ranges(name))
+                         int8_ranges=shipped_ranges(name) if precision == "int8" else None)
     plugins = registered()
     for backend in inference.order:
         if precision not in plugins[backend].precisions:
