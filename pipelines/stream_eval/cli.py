@@ -239,11 +239,16 @@ def attribute_messages(clips: list[Clip], messages, recognizer, name: str) -> di
 
 def judge_config(clips: list[Clip], published: dict[str, list[Published]], offers, threshold: float) -> dict:
     per_clip, synth_people, synth_pub, synth_tracks, real_people, real_pub = {}, [], [], [], [], []
+    offered: dict[str, float] = {}  # person (real clips: "<clip>/<person>") -> best offered similarity
     for clip in clips:
         tracks = clip.tracks(offers) if clip.synthetic and offers is not None else None
-        result = judge(clip.people, published[clip.stream], threshold, tracks)
+        ceiling = clip.offered_best(offers) if offers is not None else None
+        result = judge(clip.people, published[clip.stream], threshold, tracks, ceiling)
         result["people_found"] = clip.found
         per_clip[clip.name] = result
+        for name, sim in (ceiling or {}).items():
+            key = name if clip.synthetic else f"{clip.name}/{name}"
+            offered[key] = max(sim, offered.get(key, -2.0))
         if clip.synthetic:
             synth_people += clip.people
             synth_pub += published[clip.stream]
@@ -253,17 +258,18 @@ def judge_config(clips: list[Clip], published: dict[str, list[Published]], offer
             real_people += [type(p)(f"{clip.name}/{p.name}", p.first_seen_s, p.oracle_similarity) for p in clip.people]
             real_pub += [Published(f"{clip.name}/{m.person}" if m.person else None, m.similarity, m.published_s, m.sr)
                          for m in published[clip.stream]]
-    synthetic = judge(synth_people, synth_pub, threshold, synth_tracks if offers is not None else None)
+    pooled_offered = offered if offers is not None else None
+    synthetic = judge(synth_people, synth_pub, threshold, synth_tracks if offers is not None else None, pooled_offered)
     synthetic["clips"] = {name: r for name, r in per_clip.items() if name in {c.name for c in clips if c.synthetic}}
     return {"synthetic": synthetic, "clips": {n: r for n, r in per_clip.items() if n not in synthetic["clips"]},
-            "real_pooled": judge(real_people, real_pub, threshold)}
+            "real_pooled": judge(real_people, real_pub, threshold, None, pooled_offered)}
 
 
 def format_table(report: dict) -> str:
     configs = {"faceedge": {"synthetic": report["synthetic"], "clips": report["clips"],
                             "real_pooled": report["real_pooled"]}, **report["baselines"]}
     header = (f"{'config':<11}{'people':>7}{'recovered':>10}{'oracle':>7}{'med.eff':>8}{'switch':>7}{'purity':>7}"
-              f"{'msg/pers':>9}{'lat.s':>7}{'SR n':>5}{'SR gain':>8}")
+              f"{'choice':>7}{'msg/pers':>9}{'lat.s':>7}{'SR n':>5}{'SR gain':>8}")
     lines = []
 
     def block(title: str, pick) -> None:
@@ -274,6 +280,7 @@ def format_table(report: dict) -> str:
                 continue
             lines.append(f"{name:<11}{r['people']:>7}{r['people_recovered']:>10}{r['oracle_recoverable']:>7}"
                          f"{_f(r['median_efficiency']):>8}{_f(r['identity_switches'], 0):>7}{_f(r['track_purity']):>7}"
+                         f"{_f(r['median_choice_efficiency']):>7}"
                          f"{_f(r['messages_per_person'], 2):>9}{_f(r['median_latency_s'], 2):>7}"
                          f"{r['sr']['touched']:>5}{_f(r['sr']['mean_gain']):>8}")
 

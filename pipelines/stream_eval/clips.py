@@ -12,7 +12,7 @@ import numpy as np
 
 from .judge import PersonTruth, Published
 from .people import Reference, nearest
-from .synth import ClipTruth, match_truth
+from .synth import ClipTruth, box_iou, match_truth
 from .truth import ClipScan
 
 
@@ -92,6 +92,26 @@ class Clip:
             by_track.setdefault(track_id, []).extend(pending.pop(offer.track, []))
             by_track[track_id].append(identity)
         return list(by_track.values())
+
+    def offered_best(self, offers) -> dict[str, float]:
+        """Each person's best similarity among the faces the pipeline offered to a track on this stream: the
+        ceiling of what any scorer could have published. An offer is the scanned face of its frame that
+        overlaps it most (IoU >= 0.4)."""
+        by_frame = self.scan.by_frame()
+        best: dict[str, float] = {}
+        for offer in offers:
+            if offer.track[0] != self.stream:
+                continue
+            faces = by_frame.get(offer.frame_index, [])
+            overlaps = [(box_iou(self.scan.faces[i].bbox, offer.bbox), i) for i in faces]
+            iou, index = max(overlaps, default=(0.0, -1))
+            if iou < 0.4:
+                continue
+            face = self.scan.faces[index]
+            who, sim = self.attribute(face.frame_index, face.bbox, face.embedding)
+            if who is not None and sim > best.get(who, -2.0):
+                best[who] = sim
+        return best
 
     def naive(self, period_s: float = 1.0) -> list[Published]:
         """No tracking: every `period_s` of stream time the largest face of that frame is published."""

@@ -11,6 +11,8 @@ person's gallery, and, where boxes are known, each track's offers as a sequence 
   offers skipped); a track is pure when all its attributed offers are one person;
 - messages per person: messages attributed to someone over the number of people;
 - latency: a person's first attributed message's stream time minus their first visible frame's;
+- choice efficiency: the person's best published similarity over the best among the faces the
+  pipeline offered to their tracks (what the scorer chose, apart from what tracking offered);
 - SR: for each message that went through super-resolution, the restored face's similarity to
   the person minus the original face's.
 """
@@ -69,7 +71,8 @@ def sr_summary(published: list[Published]) -> dict:
 
 
 def judge(people: list[PersonTruth], published: list[Published], threshold: float,
-          tracks: list[list[str | None]] | None = None) -> dict:
+          tracks: list[list[str | None]] | None = None, offered: dict[str, float] | None = None) -> dict:
+    """`offered`: each person's best similarity among the faces offered to their tracks (None: not known)."""
     rows = []
     for person in people:
         mine = [m for m in published if m.person == person.name]
@@ -79,12 +82,18 @@ def judge(people: list[PersonTruth], published: list[Published], threshold: floa
         if person.oracle_similarity is not None and person.oracle_similarity > 0:
             efficiency = max(0.0, best if best is not None else 0.0) / person.oracle_similarity
         latency = (min(times) - person.first_seen_s) if times and person.first_seen_s is not None else None
+        ceiling = offered.get(person.name) if offered is not None else None
+        choice = max(0.0, best) / ceiling if best is not None and ceiling is not None and ceiling > 0 else None
         rows.append({"person": person.name, "messages": len(mine), "best_similarity": _round(best),
                      "oracle_similarity": _round(person.oracle_similarity),
                      "recovered": best is not None and best >= threshold, "efficiency": _round(efficiency),
+                     "offered_similarity": _round(ceiling), "choice_efficiency": _round(choice),
                      "first_seen_s": _round(person.first_seen_s), "latency_s": _round(latency)})
     recovered = sum(row["recovered"] for row in rows)
     efficiencies = [row["efficiency"] for row in rows if row["efficiency"] is not None]
+    choices = [row["choice_efficiency"] for row in rows if row["choice_efficiency"] is not None]
+    offered_eff = [row["offered_similarity"] / row["oracle_similarity"] for row in rows
+                   if row["offered_similarity"] is not None and row["oracle_similarity"]]
     latencies = [row["latency_s"] for row in rows if row["latency_s"] is not None]
     attributed = sum(row["messages"] for row in rows)
     result = {
@@ -95,6 +104,8 @@ def judge(people: list[PersonTruth], published: list[Published], threshold: floa
                                   and p.oracle_similarity >= threshold),
         "median_efficiency": _round(float(np.median(efficiencies)) if efficiencies else None),
         "efficiency_people": len(efficiencies),
+        "median_choice_efficiency": _round(float(np.median(choices)) if choices else None),
+        "median_offered_efficiency": _round(float(np.median(offered_eff)) if offered_eff else None),
         "messages": len(published), "messages_unattributed": len(published) - attributed,
         "messages_per_person": _round(attributed / len(rows) if rows else None),
         "median_latency_s": _round(float(np.median(latencies)) if latencies else None),
