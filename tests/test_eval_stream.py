@@ -79,6 +79,19 @@ def test_metrics_on_a_known_case():
     assert r["messages"] == 4 and r["messages_unattributed"] == 1 and r["messages_per_person"] == 0.75
     assert r["median_latency_s"] == pytest.approx(1.25)  # a: 3.0 - 1.0, b: 2.5 - 2.0
     assert r["sr"] == {"touched": 2, "lowered": 1, "mean_gain": 0.0, "fraction_lowered": 0.5}
+    assert r["median_choice_efficiency"] is None  # no offers known
+
+
+def test_choice_efficiency_is_published_over_best_offered():
+    people = [PersonTruth("a", 0.0, 0.8), PersonTruth("b", 0.0, 0.5), PersonTruth("c", 0.0, 0.6)]
+    published = [Published("a", 0.6), Published("b", 0.5)]
+    # a: offered up to 0.75 (oracle 0.8), published 0.6; b: published its best offer; c: never offered.
+    r = judge(people, published, 0.363, offered={"a": 0.75, "b": 0.5})
+    rows = {row["person"]: row for row in r["persons"]}
+    assert rows["a"]["choice_efficiency"] == pytest.approx(0.8) and rows["b"]["choice_efficiency"] == 1.0
+    assert rows["c"]["choice_efficiency"] is None and rows["c"]["offered_similarity"] is None
+    assert r["median_choice_efficiency"] == pytest.approx(0.9)
+    assert r["median_offered_efficiency"] == pytest.approx((0.75 / 0.8 + 1.0) / 2, abs=1e-4)
 
 
 def test_clusters_become_people_by_frames_seen():
@@ -114,6 +127,8 @@ def test_eval_stream_end_to_end(tmp_path):
     assert 0 <= synthetic["people_recovered"] <= synthetic["people"]
     assert synthetic["identity_switches"] >= 0 and synthetic["tracks_judged"] >= 1
     assert 0 < synthetic["median_efficiency"] <= 1.5
+    # The published face is one of the offered ones, so the scorer's choice cannot beat the best offer.
+    assert 0 < synthetic["median_choice_efficiency"] <= 1.0 + 1e-9
     clip = report["clips"][video.name]
     assert clip["people"] >= 1 and 0 <= clip["people_recovered"] <= clip["people"]
     assert clip["median_efficiency"] is not None

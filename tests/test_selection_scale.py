@@ -133,3 +133,40 @@ def test_held_out_split_never_trains_on_an_identity_it_reports_on(tmp_path):
     # The shipped model compared with itself: every paired difference is exactly zero.
     for figures in evaluated["compared"]["itself"]["minus_selection"].values():
         assert all(f["value"] == 0 and f["interval"] == [0, 0] for f in figures.values())
+
+
+def test_track_faces_get_the_four_case_labels_against_every_enrolment():
+    from faceedge.edge.recognizers import open_recognizer
+    from faceedge.pipelines.selection.track_samples import ClipFaces, label_track_faces
+
+    rng = np.random.default_rng(0)
+    enrolled = {name: v / np.linalg.norm(v) for name, v in zip("abc", rng.normal(size=(3, 128)))}
+
+    def near(name: str, weight: float) -> np.ndarray:
+        v = weight * enrolled[name] + (1 - weight) * rng.normal(size=128) / np.sqrt(128)
+        return v / np.linalg.norm(v)
+
+    # a close to its own (positive), b weakly like itself (correct but unsure), c's face most like a (wrong).
+    faces = ClipFaces(np.zeros((3, 112, 112, 3), np.uint8), ["a", "b", "c"],
+                      np.stack([near("a", 0.9), near("b", 0.15), near("a", 0.8)]))
+    samples = label_track_faces([faces], enrolled, open_recognizer("sface"), 0.363, {})
+    assert samples.labels.tolist() == [1, 0, 0]
+    assert samples.stats["cases"] == {"correct_confident": 1, "correct_unsure": 1, "wrong_confident": 1,
+                                      "wrong_unsure": 0}
+    assert samples.identities.tolist() == ["a", "b", "c"]
+    assert samples.genuine_similarity[0] > 0.8 and samples.genuine_similarity[2] < 0.363
+
+
+@pytest.mark.slow
+def test_training_with_track_samples_names_only_training_people(tmp_path):
+    data = REPO.parent / "shared" / "data" / "identities"
+    out = tmp_path / "run"
+    assert main(["train", "selection", "--data", str(data), "--out", str(out), "--holdout-fraction", "0.35",
+                 "--per-photo", "2", "--epochs", "2", "--batch-size", "16", "--track-clips", "2",
+                 "--track-people", "6", "--track-seconds", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    tracks = report["samples"]["track_samples"]
+    assert tracks["clips"] == 2 and tracks["probes"] > 20 and sum(tracks["cases"].values()) == tracks["probes"]
+    with np.load(out / "track_samples.npz") as npz:
+        assert set(npz["identities"].tolist()) <= set(report["train_identities"])
+    assert (out / "selection.onnx").is_file() and len(report["epoch_losses"]) == 2

@@ -22,6 +22,7 @@ import numpy as np
 
 from faceedge.edge.errors import ConfigError
 from faceedge.edge.identity_split import HOLDOUT_FRACTION
+from faceedge.pipelines.selection.track_samples import TrackRecipe
 from faceedge.pipelines.selection.train import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--merge-shards", nargs="+", type=Path, default=None, metavar="FILE",
                         help="join these shard files into --out/samples.npz, then train")
     parser.add_argument("--samples-only", action="store_true", help="stop once samples.npz is written")
+    parser.add_argument("--track-clips", type=int, default=0,
+                        help="also train on the faces of this many synthetic clips of training identities, "
+                             "made and scanned as `faceedge eval stream` makes them (track_samples.npz; 0: none)")
+    parser.add_argument("--track-people", type=int, default=TrackRecipe.people, help="people in those clips")
+    parser.add_argument("--track-seconds", type=float, default=TrackRecipe.seconds, help="length of each clip")
+    parser.add_argument("--track-seed", type=int, default=TrackRecipe.seed, help="seed of the clips")
 
 
 def split_of(args, side: str) -> tuple[list[str], list[str]]:
@@ -131,6 +138,32 @@ def validate(net, validation, args, threshold: float) -> dict | None:
     figures.update(identities=len(set(validation.identities.tolist())), probes=len(validation.labels))
     log.info("validation: %s", figures)
     return figures
+
+
+def track_samples(args, identities, recognizer, threshold: float, distributed: bool = False):
+    """The track samples of --track-clips clips (made once, kept in --out)."""
+    from faceedge.edge.recognizers import describe
+    from faceedge.pipelines.selection.track_samples import load_track_samples, make_track_samples, save_track_samples
+
+    recipe = TrackRecipe(args.track_people, args.track_clips, args.track_seconds, args.track_seed)
+    wanted = {**asdict(recipe), "identities": identities, "recognizer": describe(recognizer), "threshold": threshold}
+    path = args.out / "track_samples.npz"
+    if not path.is_file():
+        if distributed:
+            raise ConfigError(f"{path} not found: under torchrun make the track samples first (--samples-only)")
+        log.info("making track samples: %d clips of %g s, up to %d of %d training identities", recipe.clips,
+                 recipe.seconds, recipe.people, len(identities))
+        tracks = make_track_samples(args.data, identities, recipe, recognizer, threshold, args.out / "track_clips",
+                                    args.workers)
+        tracks.stats["recipe"] = wanted
+        save_track_samples(path, tracks)
+    tracks = load_track_samples(path)
+    if tracks.stats.get("recipe") != wanted:
+        raise ConfigError(f"{path} was made with {tracks.stats.get('recipe')}, not {wanted}; "
+                          "use a new --out or delete it")
+    log.info("track samples: %d faces, positive fraction %.3f, cases %s", len(tracks.labels),
+             tracks.stats["positive_fraction"], tracks.stats["cases"])
+    return tracks
 
 
 def quantization_aware_fine_tune(net, samples, settings, args):
@@ -199,6 +232,10 @@ def run(args) -> int:
                           "use a new --out or delete it")
     log.info("samples: %d, positive fraction %.3f, cases %s", len(samples.labels), samples.labels.mean(),
              stats["cases"])
+    if args.track_clips > 0:
+        from faceedge.pipelines.selection.track_samples import joined
+
+        samples = joined(samples, track_samples(args, identities, recognizer, threshold, distributed))
     if args.samples_only:
         return 0
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, alpha=args.alpha,
@@ -221,7 +258,7 @@ def run(args) -> int:
         "data": str(args.data), "train_identities": identities,
         "held_out_identities": sorted(set(names) - set(identities)),
         "split": {"holdout_fraction": args.holdout_fraction, "salt": args.split_salt},
-        "recognizer": recipe["recognizer"], "samples": stats, "settings": asdict(settings),
+        "recognizer": recipe["recognizer"], "samples": samples.stats, "settings": asdict(settings),
         "processes": world.size, "distributed_backend": world.backend, "epoch_losses": history,
         "quantization_aware": quantization_aware, "onnx_parity_max_abs_diff": parity,
         "validation": validate(net, validation, args, threshold),
