@@ -12,6 +12,10 @@ so a check is due when:
   apart less well than structure). Against one previous face, a hand or another head passing
   over it fires twice, coming and going; against a few, once; against a dozen, a head that turns
   away and back fires only on a pose it has not shown for that long;
+- the track's box jumped: a corner of the offered face's box moved at least `box_jump` of the box's longer
+  side per frame since the track's previous offer. A face walks a few hundredths of its size a frame and grows
+  or shrinks by a few percent; a face that takes another's place behind it, or the same place after a missed
+  cut, arrives shifted or rescaled at once, and at 8x8 two aligned faces of different people can look alike;
 - optionally, every `interval` of the track's frames.
 
 A due check embeds the frame's face once it is identifiable (score >= `min_score`; for the
@@ -54,6 +58,7 @@ class TrackIdentity:
     previous: np.ndarray | None = None
     verified: tuple | None = None  # (candidate, score, rejected) of that face
     signatures: list[np.ndarray] = field(default_factory=list)  # of its last FACE_HISTORY offered faces
+    last_box: tuple[np.ndarray, int] | None = None  # (box, frame index) of its last offered face
     since_check: int = 0  # the track's frames since its last check
     recheck: bool = False  # a check is due: the face changed
     pending: PendingCheck | None = None  # the check in flight
@@ -77,15 +82,22 @@ class PendingCheck:
     candidate_at: int = 0
 
 
+def box_jump(previous: np.ndarray, previous_frame: int, box: np.ndarray, frame: int) -> float:
+    """The largest corner shift from `previous` to `box` ([x1, y1, x2, y2]) over the longer side of the larger
+    box, per frame between them."""
+    side = max(previous[2] - previous[0], previous[3] - previous[1], box[2] - box[0], box[3] - box[1], 1.0)
+    return float(np.abs(box - previous).max()) / side / max(1, frame - previous_frame)
+
+
 class IdentityCheck:
     """`submit(fn, *args) -> Future` (an executor's) embeds on another thread; None embeds at once."""
 
     def __init__(self, recognizer: Recognizer, min_cosine: float = 0.3, min_score: float = 0.5,
                  face_change: float = 0.4, interval: int | None = None,
-                 submit: Callable[..., Future] | None = None):
+                 submit: Callable[..., Future] | None = None, box_jump: float | None = 0.25):
         self.recognizer = recognizer
         self.min_cosine, self.min_score = min_cosine, min_score
-        self.face_change, self.interval = face_change, interval
+        self.face_change, self.interval, self.box_jump = face_change, interval, box_jump
         self.submit = submit
 
     def choose(self, track: TrackIdentity, best, candidate, score: float) -> Check | None:
@@ -96,6 +108,11 @@ class IdentityCheck:
         if track.signatures and min(dissimilarity(seen, signature) for seen in track.signatures) >= self.face_change:
             track.recheck = True
         track.signatures = [*track.signatures[1 - FACE_HISTORY:], signature]
+        box = np.asarray(candidate.detection.bbox, np.float64)
+        if (self.box_jump is not None and track.last_box is not None
+                and box_jump(*track.last_box, box, candidate.frame_index) >= self.box_jump):
+            track.recheck = True
+        track.last_box = (box, candidate.frame_index)
         due = track.recheck or (self.interval is not None and track.since_check >= self.interval)
         if not due or score < self.min_score:
             return None  # a due check waits for an identifiable face

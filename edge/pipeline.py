@@ -69,7 +69,7 @@ def make_identity_check(config: Config, submit=None) -> IdentityCheck | None:
         return None
     recognizer = SFaceRecognizer(backend=open_model("recognizer", config.inference))
     return IdentityCheck(recognizer, cfg.identity_min_cosine, cfg.identity_min_score, cfg.identity_face_change,
-                         cfg.identity_check_interval, submit=submit)
+                         cfg.identity_check_interval, submit=submit, box_jump=cfg.identity_box_jump)
 
 
 def stream_id_for(url: str) -> str:

@@ -226,7 +226,7 @@ class StreamTracks:
         self.split(offer.key)
         self.identities[offer.key] = TrackIdentity(reference=embedding, previous=track.reference,
                                                    verified=(offer.candidate, offer.score, offer.rejected),
-                                                   signatures=track.signatures[-1:])
+                                                   signatures=track.signatures[-1:], last_box=track.last_box)
 
 
 # Offers a track holds while its check is in flight; past it the worker waits for the verdict (an embedding takes

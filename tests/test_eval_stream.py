@@ -181,3 +181,17 @@ def test_a_messages_stream_time_is_its_streams_last_detected_frame():
     collector = Collector(Counters())
     collector.save(message.encode(PassThrough().enhance(message.candidate), 90))
     assert collector.messages[0].stream_frame == 27
+
+
+def test_a_face_is_attributed_to_the_person_seen_not_to_one_hidden_behind():
+    from faceedge.pipelines.stream_eval.synth import FaceTruth, match_truth
+
+    detected = [100.0, 100.0, 200.0, 220.0]
+    hidden = FaceTruth("behind", [100.0, 100.0, 200.0, 220.0], 0.0)  # the very same box, not a pixel of it visible
+    seen = FaceTruth("in_front", [110.0, 95.0, 215.0, 225.0], 1.0)
+    assert box_iou(hidden.box, detected) > box_iou(seen.box, detected) >= 0.4
+    assert match_truth([hidden, seen], detected) == "in_front"
+    partly = FaceTruth("partly", [100.0, 100.0, 200.0, 220.0], 0.6)  # alone, a partly covered face is still found
+    assert match_truth([partly], detected) == "partly"
+    assert match_truth([hidden], detected) is None
+    assert match_truth([FaceTruth("far", [300.0, 100.0, 400.0, 220.0], 1.0)], detected) is None

@@ -167,8 +167,14 @@ def test_a_cut_ends_every_track_of_its_stream():
 
 
 @dataclass
-class AlignedFace:  # all of a candidate the change of face looks at
+class AlignedFace:  # all of a candidate the checks' triggers look at
     aligned: np.ndarray
+    detection: object = None
+    frame_index: int = 0
+
+    def __post_init__(self):
+        if self.detection is None:
+            self.detection = face_at(100, 100, 0.9, self.frame_index).detection
 
 
 class OfferLog:
@@ -255,6 +261,29 @@ def test_a_change_of_face_is_measured_against_the_last_few_faces_not_only_the_la
     due = [check.choose(track, None, AlignedFace(image), 0.9) is not None for image in [face, face, covered, face, face]]
     # The hand coming is a change; the face coming back is the face of two frames before, not a change.
     assert due == [False, False, True, False, False]
+
+
+def test_a_box_that_jumps_makes_a_check_due_and_a_walking_face_does_not():
+    check = IdentityCheck(ShadeRecognizer(), min_score=0.5, face_change=2.0, box_jump=0.25)  # no change of face
+    face = np.full((112, 112, 3), 128, np.uint8)
+
+    def due(track, x, size, index, score=0.9):
+        return check.choose(track, None, AlignedFace(face, face_at(x, 100, 0.9, index, size).detection, index),
+                            score) is not None
+
+    walking = TrackIdentity()
+    assert not any(due(walking, 100 + 4 * i, 80 * 1.02 ** i, i) for i in range(20))  # 4 px and 2 % a frame
+    assert not due(walking, 100 + 4 * 25, 80 * 1.02 ** 25, 25)  # five frames unseen: the same pace
+    assert due(walking, 100 + 4 * 26 + 40, 80 * 1.02 ** 26, 26)  # half a face in one frame: someone else's place
+    grown = TrackIdentity()
+    assert not due(grown, 100, 80, 0)
+    assert not due(grown, 100, 180, 1, score=0.2)  # more than twice the size at once: due, but not identifiable
+    assert due(grown, 100, 180, 2)  # ... so it waits for the first identifiable face
+    assert not due(TrackIdentity(), 400, 80, 0)  # a track's first face has nothing to jump from
+    off = IdentityCheck(ShadeRecognizer(), min_score=0.5, face_change=2.0, box_jump=None)
+    track = TrackIdentity()
+    assert not any(off.choose(track, None, AlignedFace(face, face_at(x, 100, 0.9, i).detection, i), 0.9)
+                   for i, x in enumerate([100, 200, 100]))
 
 
 def test_a_still_face_does_not_split_its_track(people, tmp_path):

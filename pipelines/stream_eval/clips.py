@@ -1,6 +1,7 @@
 """A clip under evaluation: its oracle scan, its people and how faces are attributed to them.
 
-Synthetic clips attribute a face by its frame and box against the ground truth (IoU >= 0.4);
+Synthetic clips attribute a face by its frame and box against the ground truth (IoU >= 0.4, the most visible
+face first: synth.match_truth);
 real clips by the nearest reference (top-1 SFace similarity).
 """
 

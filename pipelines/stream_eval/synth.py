@@ -297,11 +297,13 @@ def box_iou(a, b) -> float:
 
 
 def match_truth(faces: list[FaceTruth], box, min_iou: float = 0.4) -> str | None:
-    """The identity whose ground-truth box overlaps `box` most, at IoU >= min_iou."""
-    best, best_iou = None, min_iou
+    """The identity whose ground-truth box overlaps `box` at IoU >= min_iou with the most of its face visible:
+    IoU x visibility. A face hidden behind the one the detector saw can share its place, and even match its box
+    better; a face with nothing visible is never the one found."""
+    best, best_overlap = None, 0.0
     for face in faces:
         iou = box_iou(face.box, box)
-        if iou >= best_iou:
-            best, best_iou = face.identity, iou
+        if iou >= min_iou and iou * face.visibility > best_overlap:
+            best, best_overlap = face.identity, iou * face.visibility
     return best
 
