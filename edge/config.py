@@ -114,10 +114,11 @@ class TrackConfig(Section):
     # synthetic seeds 0 and 1 that a check meets this way scored 0.42-0.69 so, and 1.3 % of same-person identifiable
     # faces there reach 0.4 (from 32x32 copies of the offered faces).
     identity_face_change: float = Field(0.4, gt=0, le=2)
-    # A check is due when a corner of the track's box moves at least this share of the box's longer side per frame
-    # (edge/identity.py): a walking face moves a few hundredths, a face that takes another's place jumps (null: no
-    # such trigger).
-    identity_box_jump: float | None = Field(0.25, gt=0)
+    # Also check when a corner of the track's box moves at least this share of the box's longer side per frame
+    # (edge/identity.py): a face that takes the place of one it passes in front of jumps. 0.25 took `eval stream`'s
+    # switches on 12 synthetic seeds from 3 to 1, but kept 0.79 of frames/s on people_1080p (decision 018), so null
+    # (off) by default.
+    identity_box_jump: float | None = Field(None, gt=0)
     # Also check every this many frames of a track (null: only on a change of face or box).
     identity_check_interval: int | None = Field(None, ge=1)
 

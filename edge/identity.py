@@ -12,7 +12,7 @@ so a check is due when:
   apart less well than structure). Against one previous face, a hand or another head passing
   over it fires twice, coming and going; against a few, once; against a dozen, a head that turns
   away and back fires only on a pose it has not shown for that long;
-- the track's box jumped: a corner of the offered face's box moved at least `box_jump` of the box's longer
+- optionally, the track's box jumped: a corner of the offered face's box moved at least `box_jump` of the box's longer
   side per frame since the track's previous offer. A face walks a few hundredths of its size a frame and grows
   or shrinks by a few percent; a face that takes another's place behind it, or the same place after a missed
   cut, arrives shifted or rescaled at once, and at 8x8 two aligned faces of different people can look alike;
@@ -94,7 +94,7 @@ class IdentityCheck:
 
     def __init__(self, recognizer: Recognizer, min_cosine: float = 0.3, min_score: float = 0.5,
                  face_change: float = 0.4, interval: int | None = None,
-                 submit: Callable[..., Future] | None = None, box_jump: float | None = 0.25):
+                 submit: Callable[..., Future] | None = None, box_jump: float | None = None):
         self.recognizer = recognizer
         self.min_cosine, self.min_score = min_cosine, min_score
         self.face_change, self.interval, self.box_jump = face_change, interval, box_jump
