@@ -114,10 +114,9 @@ class TrackConfig(Section):
     # synthetic seeds 0 and 1 that a check meets this way scored 0.42-0.69 so, and 1.3 % of same-person identifiable
     # faces there reach 0.4 (from 32x32 copies of the offered faces).
     identity_face_change: float = Field(0.4, gt=0, le=2)
-    # Also check when a corner of the track's box moves at least this share of the box's longer side per frame
-    # (edge/identity.py): a face that takes the place of one it passes in front of jumps. 0.25 took `eval stream`'s
-    # switches on 12 synthetic seeds from 3 to 1, but kept 0.79 of frames/s on people_1080p (decision 018), so null
-    # (off) by default.
+    # Also check when a corner of the track's box misses where the track's motion would put it by at least this share
+    # of the box's longer side per frame (edge/identity.py): a face that takes the place of one it passes in front of
+    # jumps. 0.25 keeps 0.965 of frames/s on people_1080p, under the 0.97 bar, so null (off) by default (decision 018).
     identity_box_jump: float | None = Field(None, gt=0)
     # Also check every this many frames of a track (null: only on a change of face or box).
     identity_check_interval: int | None = Field(None, ge=1)

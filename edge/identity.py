@@ -12,10 +12,10 @@ so a check is due when:
   apart less well than structure). Against one previous face, a hand or another head passing
   over it fires twice, coming and going; against a few, once; against a dozen, a head that turns
   away and back fires only on a pose it has not shown for that long;
-- optionally, the track's box jumped: a corner of the offered face's box moved at least `box_jump` of the box's longer
-  side per frame since the track's previous offer. A face walks a few hundredths of its size a frame and grows
-  or shrinks by a few percent; a face that takes another's place behind it, or the same place after a missed
-  cut, arrives shifted or rescaled at once, and at 8x8 two aligned faces of different people can look alike;
+- optionally, the track's box jumped: a corner of the offered face's box missed where the track's last box, moving
+  as it last moved, would be by at least `box_jump` of the box's longer side per frame. A face moves steadily, even
+  a fast one; a face that takes the place of one it passes in front of arrives shifted at once, and at 8x8 two
+  aligned faces of different people can look alike;
 - optionally, every `interval` of the track's frames.
 
 A due check embeds the frame's face once it is identifiable (score >= `min_score`; for the
@@ -58,7 +58,8 @@ class TrackIdentity:
     previous: np.ndarray | None = None
     verified: tuple | None = None  # (candidate, score, rejected) of that face
     signatures: list[np.ndarray] = field(default_factory=list)  # of its last FACE_HISTORY offered faces
-    last_box: tuple[np.ndarray, int] | None = None  # (box, frame index) of its last offered face
+    # (box, frame index, box velocity per frame) of its last offered face
+    last_box: tuple[np.ndarray, int, np.ndarray] | None = None
     since_check: int = 0  # the track's frames since its last check
     recheck: bool = False  # a check is due: the face changed
     pending: PendingCheck | None = None  # the check in flight
@@ -82,11 +83,12 @@ class PendingCheck:
     candidate_at: int = 0
 
 
-def box_jump(previous: np.ndarray, previous_frame: int, box: np.ndarray, frame: int) -> float:
-    """The largest corner shift from `previous` to `box` ([x1, y1, x2, y2]) over the longer side of the larger
-    box, per frame between them."""
+def box_jump(previous: np.ndarray, previous_frame: int, velocity: np.ndarray, box: np.ndarray, frame: int) -> float:
+    """How far `box` ([x1, y1, x2, y2]) lies from where `previous` moving at `velocity` (per frame) would be: the
+    largest corner miss over the longer side of the larger box, per frame between them."""
+    gap = max(1, frame - previous_frame)
     side = max(previous[2] - previous[0], previous[3] - previous[1], box[2] - box[0], box[3] - box[1], 1.0)
-    return float(np.abs(box - previous).max()) / side / max(1, frame - previous_frame)
+    return float(np.abs(box - (previous + velocity * gap)).max()) / side / gap
 
 
 class IdentityCheck:
@@ -109,10 +111,13 @@ class IdentityCheck:
             track.recheck = True
         track.signatures = [*track.signatures[1 - FACE_HISTORY:], signature]
         box = np.asarray(candidate.detection.bbox, np.float64)
-        if (self.box_jump is not None and track.last_box is not None
-                and box_jump(*track.last_box, box, candidate.frame_index) >= self.box_jump):
-            track.recheck = True
-        track.last_box = (box, candidate.frame_index)
+        velocity = np.zeros(4)
+        if track.last_box is not None:
+            previous, previous_frame, _ = track.last_box
+            velocity = (box - previous) / max(1, candidate.frame_index - previous_frame)
+            if self.box_jump is not None and box_jump(*track.last_box, box, candidate.frame_index) >= self.box_jump:
+                track.recheck = True
+        track.last_box = (box, candidate.frame_index, velocity)
         due = track.recheck or (self.interval is not None and track.since_check >= self.interval)
         if not due or score < self.min_score:
             return None  # a due check waits for an identifiable face

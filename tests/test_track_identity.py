@@ -275,6 +275,11 @@ def test_a_box_that_jumps_makes_a_check_due_and_a_walking_face_does_not():
     assert not any(due(walking, 100 + 4 * i, 80 * 1.02 ** i, i) for i in range(20))  # 4 px and 2 % a frame
     assert not due(walking, 100 + 4 * 25, 80 * 1.02 ** 25, 25)  # five frames unseen: the same pace
     assert due(walking, 100 + 4 * 26 + 40, 80 * 1.02 ** 26, 26)  # half a face in one frame: someone else's place
+    running = TrackIdentity()  # a third of a face a frame, steadily: motion, not a jump, once it is seen moving
+    for i in range(2):
+        due(running, 100 + 30 * i, 90, i)
+    assert not any(due(running, 100 + 30 * i, 90, i) for i in range(2, 12))
+    assert due(running, 100 + 30 * 11, 90, 12)  # stopping dead in one frame misses the prediction by a third
     grown = TrackIdentity()
     assert not due(grown, 100, 80, 0)
     assert not due(grown, 100, 180, 1, score=0.2)  # more than twice the size at once: due, but not identifiable
