@@ -47,6 +47,16 @@ FACE_HISTORY = 12
 
 
 class Recognizer(Protocol):
+    def _box_jumped(self, track: TrackIdentity, candidate) -> bool:
+        """Whether the candidate's box missed where the track's motion would put it; notes the box and its motion."""
+        box, frame = np.asarray(candidate.detection.bbox, np.float64), candidate.frame_index
+        if track.last_box is None:
+            track.last_box = (box, frame, np.zeros(4))
+            return False
+        previous, previous_frame, velocity = track.last_box
+        track.last_box = (box, frame, (box - previous) / max(1, frame - previous_frame))
+        return box_jump(previous, previous_frame, velocity, box, frame) >= self.box_jump
+
     def embed(self, faces: list[np.ndarray]) -> np.ndarray: ...  # L2-normalised rows
 
 
@@ -61,7 +71,7 @@ class TrackIdentity:
     # (box, frame index, box velocity per frame) of its last offered face
     last_box: tuple[np.ndarray, int, np.ndarray] | None = None
     since_check: int = 0  # the track's frames since its last check
-    recheck: bool = False  # a check is due: the face changed
+    recheck: bool = False  # a check is due: the face changed, or its box jumped
     pending: PendingCheck | None = None  # the check in flight
     held: list = field(default_factory=list)  # the offers that wait for its verdict, the checked one first
 
@@ -110,14 +120,8 @@ class IdentityCheck:
         if track.signatures and min(dissimilarity(seen, signature) for seen in track.signatures) >= self.face_change:
             track.recheck = True
         track.signatures = [*track.signatures[1 - FACE_HISTORY:], signature]
-        box = np.asarray(candidate.detection.bbox, np.float64)
-        velocity = np.zeros(4)
-        if track.last_box is not None:
-            previous, previous_frame, _ = track.last_box
-            velocity = (box - previous) / max(1, candidate.frame_index - previous_frame)
-            if self.box_jump is not None and box_jump(*track.last_box, box, candidate.frame_index) >= self.box_jump:
-                track.recheck = True
-        track.last_box = (box, candidate.frame_index, velocity)
+        if self.box_jump is not None and self._box_jumped(track, candidate):
+            track.recheck = True
         due = track.recheck or (self.interval is not None and track.since_check >= self.interval)
         if not due or score < self.min_score:
             return None  # a due check waits for an identifiable face
@@ -126,6 +130,16 @@ class IdentityCheck:
         if track.reference is None and best is not None and best.candidate is not None and best.score >= self.min_score:
             reference_face = best.candidate
         return Check(reference_face, candidate)
+
+    def _box_jumped(self, track: TrackIdentity, candidate) -> bool:
+        """Whether the candidate's box missed where the track's motion would put it; notes the box and its motion."""
+        box, frame = np.asarray(candidate.detection.bbox, np.float64), candidate.frame_index
+        if track.last_box is None:
+            track.last_box = (box, frame, np.zeros(4))
+            return False
+        previous, previous_frame, velocity = track.last_box
+        track.last_box = (box, frame, (box - previous) / max(1, frame - previous_frame))
+        return box_jump(previous, previous_frame, velocity, box, frame) >= self.box_jump
 
     def embed(self, faces: list[np.ndarray]) -> np.ndarray:
         return self.recognizer.embed(faces)
