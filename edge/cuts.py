@@ -28,7 +28,7 @@ class CutDetector:
 
     def __init__(self, threshold: float = 0.5):
         self.threshold = threshold
-        self._previous: list[np.ndarray] | None = None  # one signature per colour channel
+        self._previous: np.ndarray | None = None  # the last frame's channel signatures
 
     def reset(self) -> None:
         """Forget the previous frame (after a gap in the stream)."""
@@ -39,34 +39,31 @@ class CutDetector:
         previous, self._previous = self._previous, current
         if previous is None:
             return False
-        return float(np.mean([dissimilarity(p, c) for p, c in zip(previous, current)])) >= self.threshold
+        return dissimilarity(previous, current) >= self.threshold
 
 
-def channel_signatures(image: np.ndarray, size: tuple[int, int] = THUMBNAIL) -> list[np.ndarray]:
-    """BGR (or grey) image -> one normalised thumbnail signature per channel."""
+def channel_signatures(image: np.ndarray, size: tuple[int, int] = THUMBNAIL) -> np.ndarray:
+    """BGR (or grey) image -> its thumbnail of `size` (width, height) as (pixels, channels), each channel normalised."""
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    channels = cv2.split(small) if small.ndim == 3 else [small]
-    return [normalised(channel) for channel in channels]
+    return normalised(small.reshape(size[0] * size[1], -1))
 
 
 def thumbnail_signature(image: np.ndarray, size: tuple[int, int] = THUMBNAIL) -> np.ndarray:
     """BGR (or grey) image -> normalised grey thumbnail of `size` (width, height), flattened; all zeros when flat."""
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return normalised(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small)
+    return normalised((cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small).ravel())
 
 
-def normalised(channel: np.ndarray) -> np.ndarray:
-    """One channel, flattened, at zero mean and unit variance; all zeros when flat."""
-    values = channel.astype(np.float32).ravel()
-    std = float(values.std())
-    if std < FLAT_STD:
-        return np.zeros_like(values)
-    return (values - values.mean()) / std
+def normalised(values: np.ndarray) -> np.ndarray:
+    """Each column (or the one vector) at zero mean and unit variance; all zeros where flat."""
+    centred = values.astype(np.float32) - values.mean(axis=0, dtype=np.float32)
+    std = centred.std(axis=0)
+    return np.where(std >= FLAT_STD, centred / np.maximum(std, FLAT_STD), np.float32(0))
 
 
 def dissimilarity(previous: np.ndarray, current: np.ndarray) -> float:
-    """1 - Pearson correlation of two signatures (0 same layout, 1 unrelated, 2 inverted); 0 for two flat frames."""
-    previous_flat, current_flat = not previous.any(), not current.any()
-    if previous_flat and current_flat:
-        return 0.0
-    return 1.0 - float(np.dot(previous, current)) / previous.size
+    """1 - Pearson correlation of two signatures (0 same layout, 1 unrelated, 2 inverted), averaged over their
+    channels (columns); 0 for a channel flat in both."""
+    flat_in_both = ~previous.any(axis=0) & ~current.any(axis=0)
+    per_channel = 1.0 - (previous * current).sum(axis=0) / len(previous)
+    return float(np.where(flat_in_both, 0.0, per_channel).mean())
