@@ -92,9 +92,9 @@ class TrackConfig(Section):
     hit_counter_max: int = Field(10, ge=1)
     initialization_delay: int = Field(2, ge=0)
     point_score_threshold: float = Field(0.0, ge=0, le=1)
-    # A frame whose 32x18 grey thumbnail has 1 - correlation with the previous one at or above this is a
-    # shot cut and ends every track of its stream (edge/cuts.py; on the shared clips cuts score 0.95-1.07,
-    # flicker and motion at most 0.25). null: no cut detection.
+    # A frame whose 32x18 thumbnail's colour channels have, on average, 1 - correlation with the previous one's at
+    # or above this is a shot cut and ends every track of its stream (edge/cuts.py; on the shared clips cuts score
+    # 0.96-1.03, flicker and motion at most 0.28; decision 007). null: no cut detection.
     cut_threshold: float | None = Field(0.5, gt=0, le=2)
     # Split a track when the recognizer (SFace) says a face is someone else (edge/identity.py). On
     # people_1080p it keeps 0.90 of the pipeline's frames/s on a 2-core CPU (42 rounds of bench --against,
@@ -116,8 +116,9 @@ class TrackConfig(Section):
     identity_face_change: float = Field(0.4, gt=0, le=2)
     # Also check when a corner of the track's box misses where the track's motion would put it by at least this share
     # of the box's longer side per frame (edge/identity.py): a face that takes the place of one it passes in front of
-    # jumps. 0.25 keeps 0.965 of frames/s on people_1080p, under the 0.97 bar, so null (off) by default (decision 018).
-    identity_box_jump: float | None = Field(None, gt=0)
+    # jumps. With it, `eval stream` kept no identity switch on 12 synthetic seeds (3 without), at 0.947 of the
+    # frames/s on people_1080p (decision 018, bar 29). null: off.
+    identity_box_jump: float | None = Field(0.25, gt=0)
     # Also check every this many frames of a track (null: only on a change of face or box).
     identity_check_interval: int | None = Field(None, ge=1)
 
