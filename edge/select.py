@@ -6,7 +6,7 @@ better. Scorers are chosen in config (`select.scorer`) through `make_scorer`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import cv2
@@ -167,6 +167,9 @@ class BestFace:
     sent: Candidate | None = None
     sent_score: float = float("-inf")
     early_sent: bool = False
+    # The `leading` best candidates as (not rejected, score, candidate), best first (edge.typical chooses among them).
+    leading: int = 1
+    leaders: list[tuple[bool, float, Candidate]] = field(default_factory=list)
 
     def offer(self, candidate: Candidate, score: float, rejected: bool, wall: float) -> bool:
         """Count the sighting; keep the candidate if it beats the current best.
@@ -180,7 +183,12 @@ class BestFace:
             self.first_wall = wall
         self.last_pts_s = candidate.pts_s
         self.last_wall = wall
-        if (not rejected, score) > (not self.rejected, self.score):
+        entry = (not rejected, float(score), candidate)
+        if self.leading > 1 and (len(self.leaders) < self.leading or entry[:2] > self.leaders[-1][:2]):
+            at = next((i for i, kept in enumerate(self.leaders) if entry[:2] > kept[:2]), len(self.leaders))
+            self.leaders.insert(at, entry)
+            del self.leaders[self.leading:]
+        if entry[:2] > (not self.rejected, self.score):
             self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
             return True
         return False
@@ -192,8 +200,9 @@ class BestFace:
         self.early_sent = self.early_sent or event == "early"
 
     def keep(self, candidate: Candidate, score: float, rejected: bool) -> None:
-        """Make an earlier candidate the best again (the later one turned out to be someone else)."""
+        """Make an earlier candidate the best again (the later one turned out to be someone else); it alone leads."""
         self.candidate, self.score, self.rejected = candidate, float(score), bool(rejected)
+        self.leaders = [(not self.rejected, self.score, candidate)] if self.leading > 1 else []
 
     @property
     def duration_s(self) -> float:

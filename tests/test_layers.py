@@ -33,7 +33,7 @@ LAYERS = [
                 "faceedge.edge.face_input", "faceedge.edge.quality_io", "faceedge.edge.select",
                 "faceedge.edge.enhance", "faceedge.edge.face_quality"]),
     ("stages", ["faceedge.edge.source", "faceedge.edge.cadence", "faceedge.edge.cuts", "faceedge.edge.track",
-                "faceedge.edge.identity", "faceedge.edge.publish_policy", "faceedge.edge.face_message",
+                "faceedge.edge.identity", "faceedge.edge.typical", "faceedge.edge.publish_policy", "faceedge.edge.face_message",
                 "faceedge.edge.detect_align", "faceedge.edge.stream_tracks", "faceedge.edge.track_select"]),
     ("operations", ["faceedge.edge.metrics", "faceedge.edge.security", "faceedge.edge.publish",
                     "faceedge.edge.subscribe", "faceedge.edge.spool", "faceedge.edge.notify", "faceedge.edge.relay"]),
