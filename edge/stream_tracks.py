@@ -159,7 +159,7 @@ class StreamTracks:
             if best.score < self.policy.min_score:
                 self.metrics.tracks_below_min_score.labels(self.stream).inc()
                 continue
-            settle_on_typical(best)
+            settle_on_typical(best, self.policy.min_score)
             event = self.policy.end_event(best)
             if event is not None:
                 self._publish(track_id, best, event)

@@ -1,12 +1,11 @@
-"""The face a track publishes when it ends: the most typical of its best-scored faces.
+"""The face a track publishes when it ends, with `select.typical_of` above 1: the most typical of its best-scored faces.
 
-The selection model tells an identifiable face from one that is not, but among a track's
-identifiable faces its scores sit near 1 and say little about which the recognizer matches
-best: on `faceedge eval stream`, a face drawn at random from a track's 8 best-scored ones
-matched the gallery better than the best-scored one. The most typical of them, the one whose
-aligned 8x8 grey thumbnail (brightness and contrast normalised, as edge.identity compares faces)
-correlates best with the others', avoids the passing blur, occluder or compression burst that
-makes one frame unlike the person (decision 019). It costs a few thumbnails per track.
+The selection model tells an identifiable face from one that is not, but a track's identifiable faces all score
+near 1, so the best-scored of them is not reliably the one the recognizer matches best. The most typical of the
+`typical_of` best-scored faces is the one whose aligned 8x8 grey thumbnail (brightness and contrast normalised,
+as edge.identity compares faces) correlates best with the others': it passes over a frame made unlike the person
+by a blur, an occluder or a compression burst. It costs a few thumbnails per track. Off by default: on
+`faceedge eval stream` it was no better on synthetic clips and cost one person of 25 on the real ones (decision 019).
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from .select import BestFace
 MIN_PEERS = 3
 
 
-def settle_on_typical(best: BestFace) -> None:
-    """Make the most typical of the track's leading faces (of the best face's kind: off or on the frame edge) its
-    best face."""
-    peers = [entry for entry in best.leaders if entry[0] == (not best.rejected)]
+def settle_on_typical(best: BestFace, min_score: float = 0.0) -> None:
+    """Make the most typical of the track's leading faces (of the best face's kind, off or on the frame edge, and
+    scoring at least `min_score`) its best face."""
+    peers = [entry for entry in best.leaders if entry[0] == (not best.rejected) and entry[1] >= min_score]
     if len(peers) < MIN_PEERS:
         return
     signatures = np.stack([thumbnail_signature(candidate.aligned, FACE_THUMBNAIL) for _, _, candidate in peers])

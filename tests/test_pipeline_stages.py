@@ -216,6 +216,25 @@ def test_an_ended_track_publishes_its_best_face_once_under_its_published_id():
     assert stage.metric("faceedge_frames_processed_total") == 12
 
 
+def striped(candidate: Candidate, phase: int) -> Candidate:
+    columns = (np.sin((np.arange(112) + phase) * 2 * np.pi / 56) * 100 + 128).astype(np.uint8)
+    candidate.aligned = np.repeat(np.tile(columns, (112, 1))[:, :, None], 3, axis=2)
+    return candidate
+
+
+def test_with_typical_of_an_ended_track_publishes_its_most_typical_leading_face():
+    phases = [52, 28, 0, 4, 6]  # the second face, scored highest, looks unlike the rest; the third is central
+    scores = [0.5, 0.99, 0.9, 0.8, 0.3]
+    for overrides, chosen in [((), 1), (("select.typical_of=4",), 2)]:
+        stage = Stage(*overrides)
+        for index, (phase, score) in enumerate(zip(phases, scores)):
+            stage.frame(index, [striped(face_at(100 + 2 * index, 100, score, index), phase)])
+        for index in range(5, 10):
+            stage.frame(index, [])
+        assert stage.events() == [("best", 1, chosen)]
+        assert stage.sent[0].meta["score"] == scores[chosen]
+
+
 def test_a_best_below_min_score_is_counted_and_not_published():
     stage = Stage("select.min_score=0.5")
     for index in range(4):

@@ -13,6 +13,7 @@ from faceedge.edge.face_quality import face_quality
 from faceedge.edge.wire import SCHEMA, MessageError, decode_message, encode_message, load_schema
 from faceedge.edge.publish_policy import PublishPolicy
 from faceedge.edge.select import BestFace, Candidate, DetectorScorer, HeuristicScorer
+from faceedge.edge.typical import settle_on_typical
 
 
 def candidate(image, bbox=(100, 100, 212, 212), score=0.9, shape=(720, 1280)):
@@ -41,6 +42,55 @@ def test_best_face_rejects_edge_faces_unless_nothing_else_was_seen():
     assert best.offer(inner, 0.1, False, 2.0), "an unrejected face must replace a rejected one"
     assert not best.offer(edge, 0.99, True, 3.0)
     assert best.candidate is inner and best.frames_seen == 3
+
+
+def test_best_face_keeps_its_leading_candidates_best_first_unrejected_before_rejected():
+    face = np.zeros((112, 112, 3), np.uint8)
+    best = BestFace(leading=3)
+    offered = [(candidate(face), 0.5, False), (candidate(face, bbox=(0, 10, 100, 110)), 0.99, True),
+               (candidate(face), 0.7, False), (candidate(face), 0.6, False), (candidate(face), 0.1, False)]
+    for cand, score, rejected in offered:
+        best.offer(cand, score, rejected, 0.0)
+    assert [(fit, score) for fit, score, _ in best.leaders] == [(True, 0.7), (True, 0.6), (True, 0.5)]
+    assert best.leaders[0][2] is best.candidate is offered[2][0]
+    single = BestFace()
+    single.offer(candidate(face), 0.5, False, 0.0)
+    assert single.leaders == [], "with one leading face the best is all a track keeps"
+
+
+def face_with_stripes(period: int, phase: int = 0) -> np.ndarray:
+    columns = (np.sin((np.arange(112) + phase) * 2 * np.pi / period) * 100 + 128).astype(np.uint8)
+    return cv2.cvtColor(np.tile(columns, (112, 1)), cv2.COLOR_GRAY2BGR)
+
+
+def test_a_track_ends_with_the_most_typical_of_its_leading_faces_not_an_outlier_that_scored_highest():
+    alike = [face_with_stripes(56, phase) for phase in (52, 0, 4)]  # the second is the central one
+    outlier = face_with_stripes(56, 28)  # the same stripes, inverted: a face unlike the track's others
+    best = BestFace(leading=8)
+    for image, score in [(alike[0], 0.90), (outlier, 0.99), (alike[1], 0.95), (alike[2], 0.80)]:
+        best.offer(candidate(image), score, False, 0.0)
+    assert best.candidate.aligned is outlier
+    settle_on_typical(best)
+    assert best.candidate.aligned is alike[1] and best.score == 0.95 and not best.rejected
+
+
+def test_the_best_scored_face_stands_without_enough_peers_of_its_kind():
+    best = BestFace(leading=8)
+    chosen = candidate(face_with_stripes(56, 28))
+    best.offer(candidate(face_with_stripes(56)), 0.5, False, 0.0)
+    best.offer(chosen, 0.9, False, 0.0)
+    for phase in (0, 2, 4):  # alike, but on the frame edge: not peers of an unrejected best
+        best.offer(candidate(face_with_stripes(56, phase), bbox=(0, 10, 100, 110)), 0.99, True, 0.0)
+    settle_on_typical(best)
+    assert best.candidate is chosen
+    for phase in (0, 2):
+        best.offer(candidate(face_with_stripes(56, phase)), 0.3, False, 0.0)
+    settle_on_typical(best, min_score=0.4)  # peers below select.min_score are no candidates either
+    assert best.candidate is chosen
+    single = BestFace()  # typical_of 1 keeps no leaders: nothing changes
+    single.offer(chosen, 0.9, False, 0.0)
+    settle_on_typical(single)
+    assert single.candidate is chosen
 
 
 def meta(**changes):
