@@ -137,19 +137,10 @@ class SelectConfig(Section):
     # default: the best-scored face; 8 was no better on eval stream's synthetic clips, better on its real clips but
     # one person of 25 fewer recovered (decision 019).
     typical_of: int = Field(1, ge=1)
-    # A track that ends publishes the largest of its best-scored faces whose score's logit is within this of the best
-    # one's (edge/typical.py): a learned scorer's identifiable faces all score near 1 (decision 019). null: off.
-    largest_within_logit: float | None = Field(None, ge=0)
     # Reject faces whose box comes this close (pixels) to the frame border.
     edge_margin: int = Field(2, ge=0)
     context_margin: float = Field(0.5, ge=0)
     aligned_size: int = Field(112, ge=32, le=512)
-
-    @model_validator(mode="after")
-    def _one_end_choice(self) -> "SelectConfig":
-        if self.typical_of > 1 and self.largest_within_logit is not None:
-            raise ValueError("typical_of and largest_within_logit are two rules for the same choice: set one")
-        return self
 
 
 class EnhanceConfig(Section):

@@ -8,8 +8,8 @@ A track ends when the tracker drops it, when the stream finishes, at a shot cut 
 (every track of the stream ends and a new tracker starts from nothing), or when the identity check
 finds someone else in it (a split: the part so far ends, the track goes on under a new id). An ended
 confirmed track is published with its best face as the event the publish policy names, unless that
-best is below `select.min_score` (counted instead); the face it ends with is its best-scored one, or the one
-a rule of edge/typical.py chooses among its best-scored ones; live confirmed tracks publish early and periodic
+best is below `select.min_score` (counted instead); the face it ends with is the most typical of its
+`select.typical_of` best-scored ones (edge/typical.py); live confirmed tracks publish early and periodic
 messages as the policy says (edge/publish_policy.py). Every message is made by
 `face_message.face_message` and handed to `publish`.
 
@@ -34,7 +34,7 @@ from .publish_policy import PublishPolicy
 from .select import BestFace, Candidate, Scorer
 from .source import FramePacket
 from .track import FaceTracker
-from .typical import leaders_needed, settle_on_end_choice
+from .typical import settle_on_typical
 
 if TYPE_CHECKING:  # metrics are an operation: stages are handed one, never import it
     from .metrics import Metrics
@@ -70,8 +70,7 @@ class StreamTracks:
         self.metrics = metrics
         self.scorer, self.instance = scorer, instance  # named in every message
         self.publish = publish
-        self.typical_of, self.largest_within_logit = config.select.typical_of, config.select.largest_within_logit
-        self.leading = leaders_needed(self.typical_of, self.largest_within_logit)
+        self.typical_of = config.select.typical_of
         threshold = config.track.cut_threshold
         self.cuts = None if threshold is None else CutDetector(threshold)
         self.tracker = self._new_tracker()
@@ -116,7 +115,7 @@ class StreamTracks:
 
     def take(self, offer: Offer) -> None:
         """Count the scored offer in its track's best face (the observer sees it then)."""
-        best = self.best.setdefault(offer.key, BestFace(leading=self.leading))
+        best = self.best.setdefault(offer.key, BestFace(leading=self.typical_of))
         best.offer(offer.candidate, offer.score, offer.rejected, offer.wall)
         if self.observer is not None:
             self.observer.offered(self.stream, offer.key, self.public_id(offer.key), offer.candidate, offer.score)
@@ -160,7 +159,7 @@ class StreamTracks:
             if best.score < self.policy.min_score:
                 self.metrics.tracks_below_min_score.labels(self.stream).inc()
                 continue
-            settle_on_end_choice(best, self.typical_of, self.largest_within_logit, self.policy.min_score)
+            settle_on_typical(best, self.policy.min_score)
             event = self.policy.end_event(best)
             if event is not None:
                 self._publish(track_id, best, event)

@@ -47,12 +47,6 @@ def test_bad_keys_and_values_are_refused_naming_the_key(override, named):
     assert error.value.exit_code == 2
 
 
-def test_two_end_choice_rules_at_once_are_refused_naming_both():
-    with pytest.raises(ConfigError) as error:
-        load_config(None, ["select.typical_of=8", "select.largest_within_logit=2"])
-    assert "typical_of" in str(error.value) and "largest_within_logit" in str(error.value)
-
-
 def test_bad_url_scheme_and_stream_id_are_refused():
     with pytest.raises(ConfigError, match=r"streams\.0\.url.*gopher"):
         load_config(None, [], {"streams": [{"id": "a", "url": "gopher://x/y"}]})

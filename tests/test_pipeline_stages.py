@@ -235,17 +235,6 @@ def test_with_typical_of_an_ended_track_publishes_its_most_typical_leading_face(
         assert stage.sent[0].meta["score"] == scores[chosen]
 
 
-def test_with_largest_within_logit_an_ended_track_publishes_its_largest_face_scored_about_as_well_as_the_best():
-    faces = [(0.999, 80.0), (0.995, 90.0), (0.9, 100.0), (0.5, 110.0)]  # logits 6.9, 5.3, 2.2, 0
-    for overrides, chosen in [((), 0), (("select.largest_within_logit=2",), 1), (("select.largest_within_logit=5",), 2)]:
-        stage = Stage(*overrides)
-        for index, (score, size) in enumerate(faces):
-            stage.frame(index, [face_at(100 + index, 100, score, index, size=size)])
-        for index in range(4, 9):
-            stage.frame(index, [])
-        assert stage.events() == [("best", 1, chosen)], overrides
-
-
 def test_a_best_below_min_score_is_counted_and_not_published():
     stage = Stage("select.min_score=0.5")
     for index in range(4):
