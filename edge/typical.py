@@ -10,6 +10,8 @@ by a blur, an occluder or a compression burst. It costs a few thumbnails per tra
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .cuts import thumbnail_signature
@@ -20,13 +22,19 @@ from .select import BestFace
 MIN_PEERS = 3
 
 
-def settle_on_typical(best: BestFace, min_score: float = 0.0) -> None:
+def settle_on_typical(best: BestFace, min_score: float = 0.0,
+                      embed: Callable[[list[np.ndarray]], np.ndarray] | None = None) -> None:
     """Make the most typical of the track's leading faces (of the best face's kind, off or on the frame edge, and
-    scoring at least `min_score`) its best face."""
+    scoring at least `min_score`) its best face: by their thumbnails, or by `embed` (aligned faces -> L2-normalised
+    rows, the recognizer's) where given."""
     peers = [entry for entry in best.leaders if entry[0] == (not best.rejected) and entry[1] >= min_score]
     if len(peers) < MIN_PEERS:
         return
-    signatures = np.stack([thumbnail_signature(candidate.aligned, FACE_THUMBNAIL) for _, _, candidate in peers])
+    faces = [candidate.aligned for _, _, candidate in peers]
+    if embed is None:
+        signatures = np.stack([thumbnail_signature(face, FACE_THUMBNAIL) for face in faces])
+    else:
+        signatures = np.asarray(embed(faces), np.float64)
     agreement = signatures @ signatures.T
     unfit, score, candidate = peers[int(np.argmax(agreement.sum(axis=1) - np.diag(agreement)))]
     best.keep(candidate, score, not unfit)
