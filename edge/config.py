@@ -140,6 +140,9 @@ class SelectConfig(Section):
     # What "typical" compares: "appearance", the aligned 8x8 grey thumbnails; "recognizer", the identity check's
     # embeddings of those faces (one recognizer run a face when a track ends; needs track.identity_check).
     typical_by: Literal["appearance", "recognizer"] = "appearance"
+    # The best-scored leading face stands when its mean agreement with the others (cosine, for the recognizer) is at
+    # least this, so that only an outlier is replaced; null: the most typical always.
+    typical_keep_above: float | None = Field(None, ge=-1, le=1)
     # Reject faces whose box comes this close (pixels) to the frame border.
     edge_margin: int = Field(2, ge=0)
     context_margin: float = Field(0.5, ge=0)

@@ -23,10 +23,12 @@ MIN_PEERS = 3
 
 
 def settle_on_typical(best: BestFace, min_score: float = 0.0,
-                      embed: Callable[[list[np.ndarray]], np.ndarray] | None = None) -> None:
+                      embed: Callable[[list[np.ndarray]], np.ndarray] | None = None,
+                      keep_above: float | None = None) -> None:
     """Make the most typical of the track's leading faces (of the best face's kind, off or on the frame edge, and
     scoring at least `min_score`) its best face: by their thumbnails, or by `embed` (aligned faces -> L2-normalised
-    rows, the recognizer's) where given."""
+    rows, the recognizer's) where given. With `keep_above`, the best-scored of them stands when its mean agreement
+    with the others is at least that: only an outlier is replaced."""
     peers = [entry for entry in best.leaders if entry[0] == (not best.rejected) and entry[1] >= min_score]
     if len(peers) < MIN_PEERS:
         return
@@ -36,5 +38,7 @@ def settle_on_typical(best: BestFace, min_score: float = 0.0,
     else:
         signatures = np.asarray(embed(faces), np.float64)
     agreement = signatures @ signatures.T
+    if keep_above is not None and (agreement[0].sum() - agreement[0, 0]) / (len(peers) - 1) >= keep_above:
+        return
     unfit, score, candidate = peers[int(np.argmax(agreement.sum(axis=1) - np.diag(agreement)))]
     best.keep(candidate, score, not unfit)
