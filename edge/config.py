@@ -137,12 +137,6 @@ class SelectConfig(Section):
     # default: the best-scored face; 8 was no better on eval stream's synthetic clips, better on its real clips but
     # one person of 25 fewer recovered (decision 019).
     typical_of: int = Field(1, ge=1)
-    # What "typical" compares: "appearance", the aligned 8x8 grey thumbnails; "recognizer", the identity check's
-    # embeddings of those faces (one recognizer run a face when a track ends; needs track.identity_check).
-    typical_by: Literal["appearance", "recognizer"] = "appearance"
-    # The best-scored leading face stands when its mean agreement with the others (cosine, for the recognizer) is at
-    # least this, so that only an outlier is replaced; null: the most typical always.
-    typical_keep_above: float | None = Field(None, ge=-1, le=1)
     # Reject faces whose box comes this close (pixels) to the frame border.
     edge_margin: int = Field(2, ge=0)
     context_margin: float = Field(0.5, ge=0)
@@ -304,13 +298,6 @@ class Config(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-
-    @model_validator(mode="after")
-    def _typical_by_recognizer_needs_the_check(self) -> "Config":
-        if self.select.typical_by == "recognizer" and not self.track.identity_check:
-            raise ValueError("select.typical_by: recognizer embeds with the identity check's recognizer; "
-                             "set track.identity_check: true or select.typical_by: appearance")
-        return self
 
 
 def _describe(error: ValidationError) -> str:

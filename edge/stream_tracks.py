@@ -71,10 +71,6 @@ class StreamTracks:
         self.scorer, self.instance = scorer, instance  # named in every message
         self.publish = publish
         self.typical_of = config.select.typical_of
-        # The recognizer's embeddings of a track's leading faces, on the identity thread (its recognizer's only user).
-        self.typical_embed, self.typical_keep_above = None, config.select.typical_keep_above
-        if config.select.typical_by == "recognizer" and identity is not None:
-            self.typical_embed = lambda faces: identity.embed_later(faces).result()
         threshold = config.track.cut_threshold
         self.cuts = None if threshold is None else CutDetector(threshold)
         self.tracker = self._new_tracker()
@@ -163,7 +159,7 @@ class StreamTracks:
             if best.score < self.policy.min_score:
                 self.metrics.tracks_below_min_score.labels(self.stream).inc()
                 continue
-            settle_on_typical(best, self.policy.min_score, self.typical_embed, self.typical_keep_above)
+            settle_on_typical(best, self.policy.min_score)
             event = self.policy.end_event(best)
             if event is not None:
                 self._publish(track_id, best, event)

@@ -10,8 +10,6 @@ by a blur, an occluder or a compression burst. It costs a few thumbnails per tra
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from .cuts import thumbnail_signature
@@ -22,23 +20,13 @@ from .select import BestFace
 MIN_PEERS = 3
 
 
-def settle_on_typical(best: BestFace, min_score: float = 0.0,
-                      embed: Callable[[list[np.ndarray]], np.ndarray] | None = None,
-                      keep_above: float | None = None) -> None:
+def settle_on_typical(best: BestFace, min_score: float = 0.0) -> None:
     """Make the most typical of the track's leading faces (of the best face's kind, off or on the frame edge, and
-    scoring at least `min_score`) its best face: by their thumbnails, or by `embed` (aligned faces -> L2-normalised
-    rows, the recognizer's) where given. With `keep_above`, the best-scored of them stands when its mean agreement
-    with the others is at least that: only an outlier is replaced."""
+    scoring at least `min_score`) its best face."""
     peers = [entry for entry in best.leaders if entry[0] == (not best.rejected) and entry[1] >= min_score]
     if len(peers) < MIN_PEERS:
         return
-    faces = [candidate.aligned for _, _, candidate in peers]
-    if embed is None:
-        signatures = np.stack([thumbnail_signature(face, FACE_THUMBNAIL) for face in faces])
-    else:
-        signatures = np.asarray(embed(faces), np.float64)
+    signatures = np.stack([thumbnail_signature(candidate.aligned, FACE_THUMBNAIL) for _, _, candidate in peers])
     agreement = signatures @ signatures.T
-    if keep_above is not None and (agreement[0].sum() - agreement[0, 0]) / (len(peers) - 1) >= keep_above:
-        return
     unfit, score, candidate = peers[int(np.argmax(agreement.sum(axis=1) - np.diag(agreement)))]
     best.keep(candidate, score, not unfit)

@@ -47,12 +47,6 @@ def test_bad_keys_and_values_are_refused_naming_the_key(override, named):
     assert error.value.exit_code == 2
 
 
-def test_typical_by_the_recognizer_without_the_identity_check_is_refused_naming_both_keys():
-    with pytest.raises(ConfigError, match=r"select\.typical_by.*track\.identity_check"):
-        load_config(None, ["select.typical_by=recognizer", "track.identity_check=false"])
-    assert load_config(None, ["select.typical_by=recognizer"]).select.typical_by == "recognizer"
-
-
 def test_bad_url_scheme_and_stream_id_are_refused():
     with pytest.raises(ConfigError, match=r"streams\.0\.url.*gopher"):
         load_config(None, [], {"streams": [{"id": "a", "url": "gopher://x/y"}]})

@@ -235,39 +235,6 @@ def test_with_typical_of_an_ended_track_publishes_its_most_typical_leading_face(
         assert stage.sent[0].meta["score"] == scores[chosen]
 
 
-def test_by_the_recognizer_an_ended_track_publishes_the_face_its_embeddings_find_most_typical(data_dir):
-    import cv2
-
-    from faceedge.edge.align import align_face
-    from faceedge.edge.detect import YuNetDetector
-    from faceedge.edge.identity import IdentityCheck
-    from faceedge.edge.recognize import SFaceRecognizer
-
-    detector, recognizer = YuNetDetector(), SFaceRecognizer()
-
-    def aligned(path):
-        image = cv2.imread(str(path))
-        return align_face(image, max(detector.detect(image), key=lambda d: d.score).landmarks)
-
-    people = data_dir / "identities"
-    faces = [aligned(people / "biden" / "biden.jpg")] + [aligned(p) for p in sorted((people / "obama").glob("*.jpg"))]
-    scores = [0.99, 0.9, 0.8, 0.7, 0.6]  # someone else scored highest
-    embeddings = recognizer.embed(np.stack(faces))
-    agreement = embeddings @ embeddings.T
-    medoid = int(np.argmax(agreement.sum(axis=1) - np.diag(agreement)))
-    assert medoid != 0
-    # A face change never makes a check due here, so the track keeps every face and only the choice is tested.
-    identity = IdentityCheck(recognizer, face_change=2.1)
-    stage = Stage("select.typical_of=8", "select.typical_by=recognizer", identity=identity)
-    for index, (face, score) in enumerate(zip(faces, scores)):
-        candidate = face_at(100 + 2 * index, 100, score, index)
-        candidate.aligned = face
-        stage.frame(index, [candidate])
-    for index in range(5, 10):
-        stage.frame(index, [])
-    assert stage.events() == [("best", 1, medoid)]
-
-
 def test_a_best_below_min_score_is_counted_and_not_published():
     stage = Stage("select.min_score=0.5")
     for index in range(4):

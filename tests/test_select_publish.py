@@ -74,23 +74,6 @@ def test_a_track_ends_with_the_most_typical_of_its_leading_faces_not_an_outlier_
     assert best.candidate.aligned is alike[1] and best.score == 0.95 and not best.rejected
 
 
-def test_with_keep_above_only_an_outlier_best_is_replaced():
-    alike = [face_with_stripes(56, phase) for phase in (52, 0, 4)]  # the second is the central one
-    outlier = face_with_stripes(56, 28)
-    consistent = BestFace(leading=8)
-    for image, score in [(alike[0], 0.99), (alike[1], 0.95), (alike[2], 0.80)]:
-        consistent.offer(candidate(image), score, False, 0.0)
-    settle_on_typical(consistent, keep_above=0.5)  # the best-scored face agrees with its peers: it stands
-    assert consistent.candidate.aligned is alike[0]
-    settle_on_typical(consistent)
-    assert consistent.candidate.aligned is alike[1]
-    odd = BestFace(leading=8)
-    for image, score in [(outlier, 0.99), *zip(alike, (0.9, 0.95, 0.8))]:
-        odd.offer(candidate(image), score, False, 0.0)
-    settle_on_typical(odd, keep_above=0.5)
-    assert odd.candidate.aligned is alike[1]
-
-
 def test_the_best_scored_face_stands_without_enough_peers_of_its_kind():
     best = BestFace(leading=8)
     chosen = candidate(face_with_stripes(56, 28))
